@@ -1,0 +1,446 @@
+//! The [`Command`] builder: what to run and how.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{GroupId, StopLadder};
+use crate::error::{Error, Result};
+use crate::sys::spawn::{ChildFd, SpawnRequest};
+use crate::Signal;
+
+/// What a child's stdin, stdout or stderr is connected to.
+///
+/// Clonable, so that a [`Command`] can be spawned again (restarts): an fd
+/// given with [`Stdio::from`] is shared by every spawn.
+#[derive(Debug, Clone)]
+pub struct Stdio(StdioKind);
+
+#[derive(Debug, Clone)]
+enum StdioKind {
+    Inherit,
+    Null,
+    Piped,
+    Fd(Arc<OwnedFd>),
+}
+
+impl Stdio {
+    /// The supervisor's own fd (the default).
+    pub fn inherit() -> Stdio {
+        Stdio(StdioKind::Inherit)
+    }
+
+    /// `/dev/null`.
+    pub fn null() -> Stdio {
+        Stdio(StdioKind::Null)
+    }
+
+    /// A new pipe; the supervisor's end is handed back in
+    /// [`Child`](crate::Child).
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(StdioKind::Fd(Arc::new(fd)))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(file: File) -> Stdio {
+        Stdio::from(OwnedFd::from(file))
+    }
+}
+
+/// A program to run under supervision, built like
+/// [`std::process::Command`].
+///
+/// Beyond std's options it carries the child's parent-death signal (SIGKILL
+/// unless changed), its [`StopLadder`] and an optional stop group.
+///
+/// ```
+/// use std::time::Duration;
+/// use pidreap::{Command, Signal, Stdio, StopLadder};
+///
+/// let mut cmd = Command::new("sh");
+/// cmd.args(["-c", "echo $GREETING"])
+///     .env("GREETING", "hello")
+///     .stdout(Stdio::piped())
+///     .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_secs(2)));
+/// assert_eq!(cmd.get_program(), "sh");
+/// ```
+///
+/// A [`std::process::Command`] converts with its program, arguments,
+/// environment changes and directory (std does not expose `env_clear` or
+/// stdio settings, so those are not carried over):
+///
+/// ```
+/// let mut std_cmd = std::process::Command::new("ls");
+/// std_cmd.arg("-l").env("LC_ALL", "C").env_remove("LS_COLORS").current_dir("/tmp");
+/// let cmd = pidreap::Command::from(&std_cmd);
+/// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["-l"]);
+/// assert_eq!(cmd.get_current_dir(), Some(std::path::Path::new("/tmp")));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Command {
+    program: OsString,
+    arg0: Option<OsString>,
+    args: Vec<OsString>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    stdio: [Stdio; 3],
+    pgid: Option<i32>,
+    death_signal: Option<Signal>,
+    ladder: Option<Arc<StopLadder>>,
+    group: Option<GroupId>,
+    setup_delay: Option<Duration>,
+}
+
+impl Command {
+    /// A command running `program`: a path, or a name looked up in `PATH`
+    /// (the child's `PATH` if [`env`](Command::env) sets one, else this
+    /// process's).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            arg0: None,
+            args: Vec::new(),
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
+            pgid: None,
+            death_signal: Some(Signal::KILL),
+            ladder: None,
+            group: None,
+            setup_delay: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets `argv[0]` (by default, the program as given).
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the child with an empty environment, plus what
+    /// [`env`](Command::env) sets.
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env_clear = true;
+        self.env.retain(|_, v| v.is_some());
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Sets the child's stdin.
+    pub fn stdin(&mut self, cfg: Stdio) -> &mut Command {
+        self.stdio[0] = cfg;
+        self
+    }
+
+    /// Sets the child's stdout.
+    pub fn stdout(&mut self, cfg: Stdio) -> &mut Command {
+        self.stdio[1] = cfg;
+        self
+    }
+
+    /// Sets the child's stderr.
+    pub fn stderr(&mut self, cfg: Stdio) -> &mut Command {
+        self.stdio[2] = cfg;
+        self
+    }
+
+    /// Puts the child in process group `pgid`; 0 makes a new group led by
+    /// the child (as `std::os::unix::process::CommandExt::process_group`).
+    ///
+    /// A child that leads its own group (0) is stopped as a group: every
+    /// signal of its ladder, and the final SIGKILL, go to the whole group
+    /// (through the pidfd with `PIDFD_SIGNAL_PROCESS_GROUP` on Linux 6.9+),
+    /// so its descendants are stopped with it unless they left the group.
+    pub fn process_group(&mut self, pgid: i32) -> &mut Command {
+        self.pgid = Some(pgid);
+        self
+    }
+
+    /// The signal the child gets when the supervising thread dies
+    /// (`PR_SET_PDEATHSIG`); `None` turns it off. Default: SIGKILL.
+    pub fn death_signal(&mut self, signal: Option<Signal>) -> &mut Command {
+        self.death_signal = signal;
+        self
+    }
+
+    /// How this child is stopped. Default: the reaper's
+    /// ([`ReaperBuilder::stop_ladder`](crate::ReaperBuilder::stop_ladder)).
+    pub fn stop_ladder(&mut self, ladder: StopLadder) -> &mut Command {
+        self.ladder = Some(Arc::new(ladder));
+        self
+    }
+
+    /// Makes the child a member of `group`, so that
+    /// [`Reaper::stop_group`](crate::Reaper::stop_group) and the group's
+    /// cancel token stop it.
+    pub fn group(&mut self, group: GroupId) -> &mut Command {
+        self.group = Some(group);
+        self
+    }
+
+    /// Test hook: the child sleeps this long before `PR_SET_PDEATHSIG`, to
+    /// widen the "parent died first" window in tests. Not for production.
+    #[doc(hidden)]
+    pub fn __setup_delay(&mut self, delay: Duration) -> &mut Command {
+        self.setup_delay = Some(delay);
+        self
+    }
+
+    /// The program.
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments (without `argv[0]`).
+    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// The environment changes: `None` for a removed variable.
+    pub fn get_envs(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory, if set.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// The parent-death signal.
+    pub fn get_death_signal(&self) -> Option<Signal> {
+        self.death_signal
+    }
+
+    /// The stop ladder, if set on the command.
+    pub fn get_stop_ladder(&self) -> Option<&StopLadder> {
+        self.ladder.as_deref()
+    }
+
+    pub(crate) fn ladder_arc(&self) -> Option<Arc<StopLadder>> {
+        self.ladder.clone()
+    }
+
+    pub(crate) fn group_id(&self) -> Option<GroupId> {
+        self.group
+    }
+
+    /// True when the child leads its own process group.
+    pub(crate) fn leads_group(&self) -> bool {
+        self.pgid == Some(0)
+    }
+
+    /// Builds everything the child needs, in the parent, before the clone.
+    pub(crate) fn prepare(&self, nofile: Option<(u64, u64)>) -> Result<Prepared> {
+        let cstr = |what: &str, s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| Error::InvalidInput(format!("{what} {s:?} contains a NUL byte")))
+        };
+        let program_c = cstr("program", &self.program)?;
+        let mut argv = Vec::with_capacity(self.args.len() + 1);
+        argv.push(cstr("argv[0]", self.arg0.as_deref().unwrap_or(&self.program))?);
+        for a in &self.args {
+            argv.push(cstr("argument", a)?);
+        }
+
+        let mut env: BTreeMap<OsString, OsString> =
+            if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => env.insert(k.clone(), v.clone()),
+                None => env.remove(k),
+            };
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            if k.is_empty() || k.as_bytes().contains(&b'=') {
+                return Err(Error::InvalidInput(format!("environment variable name {k:?} is empty or holds '='")));
+            }
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(CString::new(kv).map_err(|_| Error::InvalidInput(format!("environment variable {k:?} contains a NUL byte")))?);
+        }
+
+        let candidates = if self.program.as_bytes().contains(&b'/') {
+            vec![program_c]
+        } else if self.program.is_empty() {
+            return Err(Error::InvalidInput("the program name is empty".into()));
+        } else {
+            let path = match self.env.get(OsStr::new("PATH")) {
+                Some(Some(p)) => p.clone(),
+                _ => std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            };
+            let mut out = Vec::new();
+            for dir in path.as_bytes().split(|&b| b == b':') {
+                let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+                let mut full = dir.to_vec();
+                full.push(b'/');
+                full.extend_from_slice(self.program.as_bytes());
+                if let Ok(c) = CString::new(full) {
+                    out.push(c);
+                }
+            }
+            out
+        };
+
+        let cwd = match &self.cwd {
+            Some(d) => Some(cstr("directory", d.as_os_str())?),
+            None => None,
+        };
+
+        let mut keep = Vec::new();
+        let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
+        let mut child_fds = [ChildFd::Inherit; 3];
+        let mut null: Option<i32> = None;
+        for (i, cfg) in self.stdio.iter().enumerate() {
+            let child_side: Option<OwnedFd> = match &cfg.0 {
+                StdioKind::Inherit => None,
+                StdioKind::Null => {
+                    if let Some(raw) = null {
+                        child_fds[i] = ChildFd::From(raw);
+                        continue;
+                    }
+                    let fd = crate::sys::fd::dev_null().map_err(|source| Error::Os { op: "opening /dev/null", source })?;
+                    Some(fd)
+                }
+                StdioKind::Piped => {
+                    let (r, w) = crate::sys::fd::pipe().map_err(|source| Error::Os {
+                        op: ["creating the stdin pipe", "creating the stdout pipe", "creating the stderr pipe"][i],
+                        source,
+                    })?;
+                    let (parent, child) = if i == 0 { (w, r) } else { (r, w) };
+                    parent_ends[i] = Some(parent);
+                    Some(child)
+                }
+                StdioKind::Fd(fd) => {
+                    // Shared with the caller: duplicate, so we can move it
+                    // above 2 and close it after the spawn.
+                    let dup = rustix::io::fcntl_dupfd_cloexec(fd.as_ref(), 3)
+                        .map_err(|e| Error::Os { op: "duplicating a stdio fd", source: e.into() })?;
+                    Some(dup)
+                }
+            };
+            if let Some(fd) = child_side {
+                // Sources must be above 2, or dup3 onto 0..2 could clobber one
+                // another.
+                let fd = if fd.as_raw_fd() < 3 {
+                    rustix::io::fcntl_dupfd_cloexec(&fd, 3)
+                        .map_err(|e| Error::Os { op: "moving a stdio fd above 2", source: e.into() })?
+                } else {
+                    fd
+                };
+                child_fds[i] = ChildFd::From(fd.as_raw_fd());
+                if matches!(cfg.0, StdioKind::Null) {
+                    null = Some(fd.as_raw_fd());
+                }
+                keep.push(fd);
+            }
+        }
+
+        Ok(Prepared {
+            request: SpawnRequest {
+                candidates,
+                argv,
+                envp,
+                cwd,
+                stdio: child_fds,
+                pgid: self.pgid,
+                death_signal: self.death_signal.map(Signal::as_raw),
+                nofile,
+                setup_delay: self.setup_delay,
+            },
+            child_ends: keep,
+            parent_ends,
+        })
+    }
+}
+
+/// A spawn ready to go: the request, the child's ends of its stdio (closed
+/// in the parent after the spawn), and the parent's ends of its pipes.
+pub(crate) struct Prepared {
+    pub(crate) request: SpawnRequest,
+    pub(crate) child_ends: Vec<OwnedFd>,
+    pub(crate) parent_ends: [Option<OwnedFd>; 3],
+}
+
+impl From<&std::process::Command> for Command {
+    fn from(std_cmd: &std::process::Command) -> Command {
+        let mut cmd = Command::new(std_cmd.get_program());
+        cmd.args(std_cmd.get_args());
+        for (k, v) in std_cmd.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(dir) = std_cmd.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+}
+
+impl From<std::process::Command> for Command {
+    fn from(std_cmd: std::process::Command) -> Command {
+        Command::from(&std_cmd)
+    }
+}

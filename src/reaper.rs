@@ -1,0 +1,865 @@
+//! The [`Reaper`]: one `mio` poll loop that spawns, signals and reaps.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::io::{PipeReader, PipeWriter};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::command::Command;
+use crate::engine::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
+use crate::error::{Error, Result};
+use crate::status::{Exit, ExitStatus, ResourceUsage};
+use crate::sys::fd::{self, TimerFd};
+use crate::sys::pidfd::{self, Reaped};
+use crate::sys::signals::{self, SignalFd};
+use crate::sys::spawn::{self, SpawnError, Spawner, Stage};
+use crate::Signal;
+
+/// Something the reaper observed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A supervised child was reaped.
+    Exited(Exit),
+    /// A child was sent SIGKILL and is still there after its ladder's kill
+    /// timeout (uninterruptible sleep). It stays supervised: if it ever
+    /// exits, an [`Event::Exited`] follows.
+    Stuck {
+        /// Which child.
+        id: ChildId,
+        /// Its pid.
+        pid: u32,
+    },
+    /// A signal arrived on the reaper's signalfd (see
+    /// [`ReaperBuilder::handle_signals`]).
+    Signal {
+        /// The signal.
+        signal: Signal,
+        /// The sender's pid (0 for the kernel).
+        sender_pid: i32,
+    },
+    /// An orphan that was reparented to this process (as PID 1 or a child
+    /// subreaper) exited and was reaped (see
+    /// [`ReaperBuilder::reap_orphans`]).
+    OrphanReaped {
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+}
+
+/// A spawned child: its id, its pid, and the supervisor's ends of any
+/// piped stdio. The reaper keeps the pidfd; stop or signal the child
+/// through the [`Reaper`] or a [`CancelToken`].
+#[derive(Debug)]
+pub struct Child {
+    id: ChildId,
+    pid: u32,
+    /// The write end of the child's stdin, with [`Stdio::piped`](crate::Stdio::piped).
+    pub stdin: Option<PipeWriter>,
+    /// The read end of the child's stdout, with [`Stdio::piped`](crate::Stdio::piped).
+    pub stdout: Option<PipeReader>,
+    /// The read end of the child's stderr, with [`Stdio::piped`](crate::Stdio::piped).
+    pub stderr: Option<PipeReader>,
+}
+
+impl Child {
+    /// The child's id in its reaper.
+    pub fn id(&self) -> ChildId {
+        self.id
+    }
+
+    /// The child's pid. Valid until the child is reaped; use the reaper to
+    /// signal it, never the pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+/// Starts a child's (or a group's) stop ladder from any thread.
+///
+/// `Send + Sync + Clone`. [`cancel`](CancelToken::cancel) writes to an
+/// eventfd the reaper watches: it never blocks and never fails (a counter at
+/// its maximum is still "cancelled"). Cancelling a child that was already
+/// reaped does nothing.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    fd: Arc<OwnedFd>,
+}
+
+impl CancelToken {
+    /// Asks the reaper to start the stop ladder. Returns at once.
+    pub fn cancel(&self) {
+        fd::eventfd_signal(self.fd.as_fd());
+    }
+}
+
+/// What a shutdown did.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    /// The children reaped during the shutdown (and any exits not yet
+    /// handed out before it).
+    pub exited: Vec<Exit>,
+    /// Children still there after SIGKILL and the kill timeout.
+    pub stuck: Vec<ChildId>,
+}
+
+/// Per-child state the reaper keeps beside the engine's.
+#[derive(Debug)]
+struct Slot {
+    pidfd: OwnedFd,
+    pid: i32,
+    signal_group: bool,
+    cancel: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    Child(ChildId),
+    Group(GroupId),
+    All,
+}
+
+#[derive(Debug)]
+struct CancelReg {
+    fd: Arc<OwnedFd>,
+    target: Target,
+}
+
+const KIND_BITS: usize = 2;
+const KIND_PIDFD: usize = 0;
+const KIND_CANCEL: usize = 1;
+const KIND_TIMER: usize = 2;
+const KIND_SIGNAL: usize = 3;
+
+fn token(kind: usize, index: usize) -> Token {
+    Token((index << KIND_BITS) | kind)
+}
+
+/// How long dropping a reaper waits for SIGKILLed children to be reaped.
+const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
+
+/// The signals [`ReaperBuilder::handle_signals`] is usually given: the ones
+/// that ask a supervisor to stop or reload.
+pub const STOP_SIGNALS: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, Signal::QUIT];
+
+/// Blocks `signals` in the calling thread so that a reaper's signalfd can
+/// read them. Call it at the top of `main`, before any thread exists: every
+/// thread created afterwards inherits the mask, and a signal that some
+/// thread does not block is delivered there instead of to the signalfd
+/// (LINUX-FACTS pitfall 12).
+///
+/// Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP,
+/// SIGSYS) and SIGKILL/SIGSTOP are refused. Children never inherit the
+/// blocked mask: they get back the mask the process had before the first
+/// call.
+pub fn block_signals(signals: &[Signal]) -> Result<()> {
+    signals::block(signals).map_err(|source| match source.kind() {
+        io::ErrorKind::InvalidInput => Error::InvalidInput(source.to_string()),
+        _ => Error::Os { op: "blocking signals (rt_sigprocmask)", source },
+    })
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
+/// soft limit. Children get the original soft limit back before exec
+/// (LINUX-FACTS pitfall 20).
+pub fn raise_fd_limit() -> Result<u64> {
+    fd::raise_nofile().map_err(|source| Error::Os { op: "raising RLIMIT_NOFILE", source })
+}
+
+/// Options for a [`Reaper`].
+#[derive(Debug, Clone, Default)]
+pub struct ReaperBuilder {
+    ladder: Option<StopLadder>,
+    signals: Vec<Signal>,
+    reap_orphans: bool,
+    subreaper: bool,
+}
+
+impl ReaperBuilder {
+    /// The ladder for children whose [`Command`] sets none. Default:
+    /// [`StopLadder::default`] (SIGTERM, 10 s, SIGKILL).
+    pub fn stop_ladder(mut self, ladder: StopLadder) -> ReaperBuilder {
+        self.ladder = Some(ladder);
+        self
+    }
+
+    /// Reads these signals from a signalfd and reports them as
+    /// [`Event::Signal`]. They are blocked in the calling thread (see
+    /// [`block_signals`]: block them at the top of `main` as well, before
+    /// threads exist, or other threads may receive them).
+    pub fn handle_signals(mut self, signals: &[Signal]) -> ReaperBuilder {
+        self.signals = signals.to_vec();
+        self
+    }
+
+    /// Reaps every child of this process that the reaper does not
+    /// supervise, when it exits: the duty of PID 1 and of a child subreaper
+    /// (LINUX-FACTS pitfall 10). Watches SIGCHLD on the signalfd, so SIGCHLD
+    /// is blocked like [`handle_signals`](ReaperBuilder::handle_signals)'
+    /// signals. Supervised children are never reaped by this path's
+    /// `waitid(P_ALL)`: it peeks with `WNOWAIT` first.
+    pub fn reap_orphans(mut self, on: bool) -> ReaperBuilder {
+        self.reap_orphans = on;
+        self
+    }
+
+    /// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`):
+    /// orphaned descendants are reparented to it instead of to PID 1. Use
+    /// with [`reap_orphans`](ReaperBuilder::reap_orphans).
+    pub fn subreaper(mut self, on: bool) -> ReaperBuilder {
+        self.subreaper = on;
+        self
+    }
+
+    /// Builds the reaper on the calling thread, which it can never leave.
+    pub fn build(self) -> Result<Reaper> {
+        Reaper::with_options(self)
+    }
+}
+
+/// Supervises children from one thread with one `mio` poll.
+///
+/// It spawns children ([`spawn`](Reaper::spawn)) with a pidfd and a
+/// parent-death signal, watches their pidfds, runs their stop ladders on
+/// deadlines, and reports their exits as [`Event`]s. Nothing in it ever
+/// blocks except [`poll`](Reaper::poll) and the `wait*` methods, which
+/// wait in `epoll_wait`, with no timeout when no deadline is pending.
+///
+/// # One thread
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits,
+/// not the process (LINUX-FACTS pitfall 1). A `Reaper` therefore cannot be
+/// sent to another thread: it spawns, and lives and dies, on the thread that
+/// made it, so children die with their supervisor and not with some pool
+/// thread. This does not compile:
+///
+/// ```compile_fail
+/// let reaper = pidreap::Reaper::new().unwrap();
+/// std::thread::spawn(move || drop(reaper));
+/// ```
+///
+/// Other threads stop children through [`CancelToken`]s.
+///
+/// # Nesting
+///
+/// The reaper's fd ([`AsRawFd`]) is readable whenever [`poll`](Reaper::poll)
+/// has work: a child exited, a token was cancelled, a ladder deadline is due
+/// (an internal timerfd), or a signal arrived. Register it in another event
+/// loop and call `poll(Some(Duration::ZERO))` when it is readable.
+///
+/// # Dropping
+///
+/// Dropping the reaper SIGKILLs every child it still supervises and reaps
+/// them, waiting at most one second for children that are slow to die.
+#[derive(Debug)]
+pub struct Reaper {
+    poll: Poll,
+    events: Events,
+    engine: Engine<Slot>,
+    spawner: Spawner,
+    timer: TimerFd,
+    timer_armed: Option<Instant>,
+    signalfd: Option<SignalFd>,
+    cancels: Vec<Option<CancelReg>>,
+    cancel_free: Vec<usize>,
+    group_tokens: HashMap<Target, usize>,
+    queue: VecDeque<Event>,
+    default_ladder: Arc<StopLadder>,
+    fd_floor: i32,
+    reap_orphans: bool,
+    by_pid: HashMap<i32, ChildId>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Reaper {
+    /// A reaper with default options: no signal handling, default ladder.
+    pub fn new() -> Result<Reaper> {
+        Reaper::builder().build()
+    }
+
+    /// Options for a reaper.
+    pub fn builder() -> ReaperBuilder {
+        ReaperBuilder::default()
+    }
+
+    fn with_options(opts: ReaperBuilder) -> Result<Reaper> {
+        if signals::children_auto_reaped() {
+            return Err(Error::ChildrenAutoReaped);
+        }
+        let os = |op: &'static str| move |source: io::Error| Error::Os { op, source };
+        let poll = Poll::new().map_err(os("creating the epoll instance"))?;
+        let timer = TimerFd::new().map_err(os("creating the timerfd"))?;
+        let spawner = Spawner::new().map_err(os("mapping the spawn stack"))?;
+        poll.registry()
+            .register(&mut SourceFd(&timer.as_fd().as_raw_fd()), token(KIND_TIMER, 0), Interest::READABLE)
+            .map_err(os("registering the timerfd"))?;
+
+        let mut wanted = opts.signals.clone();
+        if opts.reap_orphans && !wanted.contains(&Signal::CHLD) {
+            wanted.push(Signal::CHLD);
+        }
+        let signalfd = if wanted.is_empty() {
+            None
+        } else {
+            block_signals(&wanted)?;
+            let set = signals::set_of(&wanted).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let sfd = SignalFd::new(set).map_err(os("creating the signalfd"))?;
+            poll.registry()
+                .register(&mut SourceFd(&sfd.as_fd().as_raw_fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
+                .map_err(os("registering the signalfd"))?;
+            Some(sfd)
+        };
+        if opts.subreaper {
+            rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+                .map_err(|e| Error::Os { op: "becoming a child subreaper (prctl)", source: e.into() })?;
+        }
+        let mut reaper = Reaper {
+            poll,
+            events: Events::with_capacity(1024),
+            engine: Engine::new(),
+            spawner,
+            timer,
+            timer_armed: None,
+            signalfd,
+            cancels: Vec::new(),
+            cancel_free: Vec::new(),
+            group_tokens: HashMap::new(),
+            queue: VecDeque::new(),
+            default_ladder: Arc::new(opts.ladder.unwrap_or_default()),
+            fd_floor: fd::high_floor(),
+            reap_orphans: opts.reap_orphans,
+            by_pid: HashMap::new(),
+            _not_send: PhantomData,
+        };
+        if reaper.reap_orphans {
+            // Orphans may have exited before the signalfd existed.
+            reaper.reap_orphans_now(Instant::now());
+        }
+        Ok(reaper)
+    }
+
+    /// Spawns `cmd` under supervision.
+    ///
+    /// On error nothing is left behind: a child that was created but failed
+    /// before exec has been reaped, and no fd of the attempt stays open.
+    pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
+        let prepared = cmd.prepare(fd::original_nofile())?;
+        let spawned = self.spawner.spawn(&prepared.request).map_err(|e| spawn_error(e, cmd))?;
+        drop(prepared.child_ends);
+        let pidfd = fd::move_high(spawned.pidfd, self.fd_floor);
+        let ladder = cmd.ladder_arc().unwrap_or_else(|| self.default_ladder.clone());
+        let raw = pidfd.as_raw_fd();
+        let slot = Slot { pidfd, pid: spawned.pid, signal_group: cmd.leads_group(), cancel: None };
+        let id = self.engine.insert(slot, ladder, cmd.group_id());
+        let registered =
+            self.poll.registry().register(&mut SourceFd(&raw), token(KIND_PIDFD, id.index() as usize), Interest::READABLE);
+        if let Err(source) = registered {
+            // Never leave it running unreaped: kill, reap, report.
+            let slot = self.engine.reaped(id).expect("just inserted");
+            let _ = pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, Signal::KILL, slot.signal_group);
+            let _ = pidfd::reap_exiting(slot.pidfd.as_fd());
+            return Err(Error::Os { op: "registering the pidfd with epoll", source });
+        }
+        if self.reap_orphans {
+            self.by_pid.insert(spawned.pid, id);
+        }
+        let [stdin, stdout, stderr] = prepared.parent_ends;
+        log::debug!("spawned {:?} as pid {} ({id})", cmd.get_program(), spawned.pid);
+        Ok(Child {
+            id,
+            pid: spawned.pid as u32,
+            stdin: stdin.map(PipeWriter::from),
+            stdout: stdout.map(PipeReader::from),
+            stderr: stderr.map(PipeReader::from),
+        })
+    }
+
+    /// A new group id: children spawned with [`Command::group`] join it.
+    pub fn new_group(&mut self) -> GroupId {
+        self.engine.new_group()
+    }
+
+    /// The number of supervised (unreaped) children.
+    pub fn len(&self) -> usize {
+        self.engine.len()
+    }
+
+    /// True when no child is supervised.
+    pub fn is_empty(&self) -> bool {
+        self.engine.is_empty()
+    }
+
+    /// The pid of a live child.
+    pub fn pid(&self, id: ChildId) -> Option<u32> {
+        self.engine.get(id).map(|s| s.pid as u32)
+    }
+
+    /// Where a live child is on its stop ladder.
+    pub fn phase(&self, id: ChildId) -> Option<Phase> {
+        self.engine.phase(id)
+    }
+
+    /// The ids of all supervised children.
+    pub fn children(&self) -> impl Iterator<Item = ChildId> + '_ {
+        self.engine.ids()
+    }
+
+    /// Starts the child's stop ladder now (its first signal and SIGCONT are
+    /// sent before this returns). Returns false if the child is already
+    /// stopping; errors if it is not supervised.
+    pub fn stop(&mut self, id: ChildId) -> Result<bool> {
+        if self.engine.get(id).is_none() {
+            return Err(Error::NoSuchChild(id));
+        }
+        let started = self.engine.stop(id, Instant::now());
+        self.after_change();
+        Ok(started)
+    }
+
+    /// Starts the child's ladder (or shortens the one under way) so that
+    /// SIGKILL comes no later than `within` from now.
+    pub fn stop_within(&mut self, id: ChildId, within: Duration) -> Result<()> {
+        if !self.engine.stop_within(id, Instant::now(), within) {
+            return Err(Error::NoSuchChild(id));
+        }
+        self.after_change();
+        Ok(())
+    }
+
+    /// Sends SIGKILL now, skipping the rest of the ladder.
+    pub fn kill(&mut self, id: ChildId) -> Result<()> {
+        if self.engine.get(id).is_none() {
+            return Err(Error::NoSuchChild(id));
+        }
+        self.engine.kill(id, Instant::now());
+        self.after_change();
+        Ok(())
+    }
+
+    /// Starts the ladder of every child in `group`; returns how many.
+    pub fn stop_group(&mut self, group: GroupId) -> usize {
+        let n = self.engine.stop_group(group, Instant::now());
+        self.after_change();
+        n
+    }
+
+    /// Starts the ladder of every child; returns how many.
+    pub fn stop_all(&mut self) -> usize {
+        let n = self.engine.stop_all(Instant::now());
+        self.after_change();
+        n
+    }
+
+    /// Sends `signal` to a child through its pidfd (to its process group if
+    /// it leads one), outside of any ladder: for forwarding signals.
+    /// Returns false if the child has already exited (not yet reaped).
+    pub fn signal(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
+        let slot = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
+        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group)
+            .map_err(|source| Error::Os { op: "pidfd_send_signal", source })
+    }
+
+    /// A token that starts this child's ladder from any thread. The same
+    /// token (one eventfd) is returned for repeated calls.
+    pub fn cancel_token(&mut self, id: ChildId) -> Result<CancelToken> {
+        let existing = self.engine.get(id).ok_or(Error::NoSuchChild(id))?.cancel;
+        if let Some(i) = existing {
+            let reg = self.cancels[i].as_ref().expect("registered cancel");
+            return Ok(CancelToken { fd: reg.fd.clone() });
+        }
+        let (i, token) = self.new_cancel(Target::Child(id))?;
+        self.engine.get_mut(id).expect("checked above").cancel = Some(i);
+        Ok(token)
+    }
+
+    /// A token that starts the ladder of every child in `group` (those
+    /// alive when it is cancelled). It lives as long as the reaper.
+    pub fn group_cancel_token(&mut self, group: GroupId) -> Result<CancelToken> {
+        self.shared_token(Target::Group(group))
+    }
+
+    /// A token that starts the ladder of every child alive when it is
+    /// cancelled. It lives as long as the reaper.
+    pub fn cancel_all_token(&mut self) -> Result<CancelToken> {
+        self.shared_token(Target::All)
+    }
+
+    fn shared_token(&mut self, target: Target) -> Result<CancelToken> {
+        if let Some(&i) = self.group_tokens.get(&target) {
+            let reg = self.cancels[i].as_ref().expect("registered cancel");
+            return Ok(CancelToken { fd: reg.fd.clone() });
+        }
+        let (i, token) = self.new_cancel(target)?;
+        self.group_tokens.insert(target, i);
+        Ok(token)
+    }
+
+    fn new_cancel(&mut self, target: Target) -> Result<(usize, CancelToken)> {
+        let efd = fd::eventfd().map_err(|source| Error::Os { op: "creating a cancel eventfd", source })?;
+        let efd = Arc::new(fd::move_high(efd, self.fd_floor));
+        let i = self.cancel_free.pop().unwrap_or_else(|| {
+            self.cancels.push(None);
+            self.cancels.len() - 1
+        });
+        let raw = efd.as_raw_fd();
+        if let Err(source) =
+            self.poll.registry().register(&mut SourceFd(&raw), token(KIND_CANCEL, i), Interest::READABLE)
+        {
+            self.cancel_free.push(i);
+            return Err(Error::Os { op: "registering a cancel eventfd", source });
+        }
+        self.cancels[i] = Some(CancelReg { fd: efd.clone(), target });
+        Ok((i, CancelToken { fd: efd }))
+    }
+
+    fn drop_cancel(&mut self, i: usize) {
+        if let Some(reg) = self.cancels[i].take() {
+            let raw = reg.fd.as_raw_fd();
+            // Token holders keep the eventfd open, so it must leave the epoll
+            // set explicitly.
+            let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
+            self.cancel_free.push(i);
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: for ever) for something to happen,
+    /// handles it, and returns how many events were queued. Events are
+    /// taken with [`next_event`](Reaper::next_event). Returns `Ok(0)` when
+    /// interrupted by a signal.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
+        let before = self.queue.len();
+        self.arm_timer();
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(Error::Os { op: "epoll_wait", source }),
+        }
+        let now = Instant::now();
+        let mut ready: Vec<(usize, usize)> = Vec::with_capacity(self.events.iter().count());
+        ready.extend(self.events.iter().map(|ev| {
+            let t = ev.token().0;
+            (t & ((1 << KIND_BITS) - 1), t >> KIND_BITS)
+        }));
+        for (kind, index) in ready {
+            match kind {
+                KIND_PIDFD => {
+                    if let Some(id) = self.engine_id_at(index) {
+                        self.try_reap(id, now);
+                    }
+                }
+                KIND_CANCEL => self.cancelled(index, now),
+                KIND_TIMER => {
+                    fd::drain_counter(self.timer.as_fd());
+                    self.timer_armed = None;
+                }
+                _ => self.read_signals(now),
+            }
+        }
+        self.engine.handle_timeout(now);
+        self.after_change();
+        Ok(self.queue.len() - before)
+    }
+
+    /// Takes the next queued event, without waiting.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.queue.pop_front()
+    }
+
+    /// Waits up to `timeout` (`None`: for ever) for the next event.
+    /// `Ok(None)` when the time ran out.
+    pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Ok(Some(ev));
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(left),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            self.poll(left)?;
+        }
+    }
+
+    /// Waits up to `timeout` for child `id` to be reaped and returns its
+    /// exit; other events stay queued. `Ok(None)` when the time ran out.
+    pub fn wait(&mut self, id: ChildId, timeout: Option<Duration>) -> Result<Option<Exit>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let found = self.queue.iter().position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
+            if let Some(pos) = found {
+                match self.queue.remove(pos) {
+                    Some(Event::Exited(exit)) => return Ok(Some(exit)),
+                    _ => unreachable!("position() matched an Exited event"),
+                }
+            }
+            if self.engine.get(id).is_none() {
+                return Err(Error::NoSuchChild(id));
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(left),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            self.poll(left)?;
+        }
+    }
+
+    /// Stops every child concurrently and returns when all are reaped:
+    /// each gets its ladder's first signal (and SIGCONT) now and SIGKILL at
+    /// `grace` at the latest. Bounded: it returns after `grace` plus the
+    /// longest kill timeout at most, listing children still stuck.
+    pub fn shutdown(&mut self, grace: Duration) -> Result<Shutdown> {
+        let now = Instant::now();
+        let ids: Vec<ChildId> = self.engine.ids().collect();
+        let mut kill_timeout = Duration::ZERO;
+        for &id in &ids {
+            kill_timeout = kill_timeout.max(self.engine.ladder(id).map_or(Duration::ZERO, StopLadder::stuck_after));
+            self.engine.stop_within(id, now, grace);
+        }
+        self.after_change();
+        let deadline = now + grace + kill_timeout + Duration::from_millis(50);
+        while !self.engine.is_empty() && self.engine.ids().any(|id| self.engine.phase(id) != Some(Phase::Stuck)) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            self.poll(Some(left))?;
+        }
+        let mut report = Shutdown::default();
+        let mut rest = VecDeque::new();
+        for ev in self.queue.drain(..) {
+            match ev {
+                Event::Exited(exit) => report.exited.push(exit),
+                other => rest.push_back(other),
+            }
+        }
+        self.queue = rest;
+        report.stuck = self.engine.ids().collect();
+        Ok(report)
+    }
+
+    fn engine_id_at(&self, index: usize) -> Option<ChildId> {
+        self.engine.id_at(index as u32)
+    }
+
+    /// The pidfd of `id` was readable: reap if it really exited (pitfall 9).
+    fn try_reap(&mut self, id: ChildId, now: Instant) {
+        let Some(slot) = self.engine.get(id) else { return };
+        let outcome = match pidfd::try_reap(slot.pidfd.as_fd()) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // waitid(P_PIDFD) needs Linux 5.4; the pid is stable while
+                // the child is unreaped, so P_PID is race-free here.
+                pidfd::try_reap_pid(slot.pid)
+            }
+            other => other,
+        };
+        match outcome {
+            Ok(Reaped::NotYet) => {}
+            Ok(Reaped::Exited { status, usage, .. }) => self.finish(id, status, usage, now),
+            Ok(Reaped::Gone) => {
+                log::warn!("child {id} (pid {}) was reaped by someone else: its status is lost", slot.pid);
+                self.finish(id, ExitStatus::Unknown, ResourceUsage::default(), now)
+            }
+            Err(e) => log::error!("waitid for child {id} (pid {}) failed: {e}", slot.pid),
+        }
+    }
+
+    fn finish(&mut self, id: ChildId, status: ExitStatus, usage: ResourceUsage, now: Instant) {
+        let Some(slot) = self.engine.reaped(id) else { return };
+        if let Some(i) = slot.cancel {
+            self.drop_cancel(i);
+        }
+        if self.reap_orphans {
+            self.by_pid.remove(&slot.pid);
+        }
+        // Closing the pidfd removes it from the epoll set (we hold its only
+        // reference), which saves an epoll_ctl per exit.
+        drop(slot.pidfd);
+        log::debug!("reaped child {id} (pid {}): {status}", slot.pid);
+        self.queue.push_back(Event::Exited(Exit { id, pid: slot.pid as u32, status, observed_at: now, usage }));
+    }
+
+    fn cancelled(&mut self, index: usize, now: Instant) {
+        let Some(reg) = self.cancels.get(index).and_then(Option::as_ref) else { return };
+        if fd::drain_counter(reg.fd.as_fd()) == 0 {
+            return;
+        }
+        match reg.target {
+            Target::Child(id) => {
+                self.engine.stop(id, now);
+            }
+            Target::Group(g) => {
+                self.engine.stop_group(g, now);
+            }
+            Target::All => {
+                self.engine.stop_all(now);
+            }
+        }
+    }
+
+    fn read_signals(&mut self, now: Instant) {
+        let mut chld = false;
+        loop {
+            let Some(sfd) = &self.signalfd else { return };
+            match sfd.read() {
+                Ok(Some((signal, sender_pid))) => {
+                    if signal == Signal::CHLD && self.reap_orphans {
+                        chld = true;
+                    } else {
+                        self.queue.push_back(Event::Signal { signal, sender_pid });
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!("reading the signalfd failed: {e}");
+                    break;
+                }
+            }
+        }
+        if chld {
+            self.reap_orphans_now(now);
+        }
+    }
+
+    /// SIGCHLD coalesces: reap until no exited child is left. Each exited
+    /// child is peeked at with `WNOWAIT` first; a supervised one is reaped
+    /// through its pidfd with its status reported as usual.
+    fn reap_orphans_now(&mut self, now: Instant) {
+        loop {
+            let pid = match pidfd::peek_any_exited() {
+                Ok(Some(pid)) => pid,
+                Ok(None) => return,
+                Err(e) => {
+                    log::error!("waitid(P_ALL, WNOWAIT) failed: {e}");
+                    return;
+                }
+            };
+            if let Some(&id) = self.by_pid.get(&pid) {
+                self.try_reap(id, now);
+                continue;
+            }
+            match pidfd::try_reap_pid(pid) {
+                Ok(Reaped::Exited { status, .. }) => {
+                    log::debug!("reaped orphan pid {pid}: {status}");
+                    self.queue.push_back(Event::OrphanReaped { pid: pid as u32, status });
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    log::error!("reaping orphan pid {pid} failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Executes what the engine decided, then re-arms the timer for its
+    /// next deadline.
+    fn after_change(&mut self) {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Signal { id, signal } => {
+                    let Some(slot) = self.engine.get(id) else { continue };
+                    log::debug!("sending {signal} to child {id} (pid {})", slot.pid);
+                    if let Err(e) = pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group) {
+                        log::error!("sending {signal} to child {id} (pid {}) failed: {e}", slot.pid);
+                    }
+                }
+                Action::Stuck { id } => {
+                    let pid = self.engine.get(id).map_or(0, |s| s.pid as u32);
+                    log::warn!("child {id} (pid {pid}) is still there after SIGKILL and its kill timeout");
+                    self.queue.push_back(Event::Stuck { id, pid });
+                }
+            }
+        }
+        self.arm_timer();
+    }
+
+    /// Arms the timerfd for the engine's next deadline, if that changed.
+    fn arm_timer(&mut self) {
+        let next = self.engine.poll_timeout();
+        if next == self.timer_armed {
+            return;
+        }
+        let after = next.map(|t| t.saturating_duration_since(Instant::now()));
+        match self.timer.set(after) {
+            Ok(()) => self.timer_armed = next,
+            Err(e) => log::error!("arming the timerfd failed: {e}"),
+        }
+    }
+
+    /// Which spawn path this process uses (it degrades when the kernel
+    /// refuses a feature), for diagnostics.
+    pub fn spawn_mode() -> &'static str {
+        spawn::describe_mode()
+    }
+
+    /// Test hook: forces the fork-class fallback spawn path for the whole
+    /// process (`true`), or lets it probe again (`false`).
+    #[doc(hidden)]
+    pub fn __force_fallback_spawn(on: bool) {
+        spawn::force_fallback(on);
+    }
+}
+
+impl AsRawFd for Reaper {
+    fn as_raw_fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+}
+
+impl AsFd for Reaper {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the epoll fd is owned by `self.poll` and lives as long as
+        // `self`, which the returned borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.poll.as_raw_fd()) }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if self.engine.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let ids: Vec<ChildId> = self.engine.ids().collect();
+        for id in ids {
+            self.engine.kill(id, now);
+        }
+        self.after_change();
+        let deadline = now + DROP_REAP_BOUND;
+        while !self.engine.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            if self.poll(Some(left)).is_err() {
+                break;
+            }
+        }
+        if !self.engine.is_empty() {
+            log::error!("{} children did not die within {DROP_REAP_BOUND:?} of SIGKILL; left unreaped", self.engine.len());
+        }
+    }
+}
+
+/// Turns the spawner's error into the crate's, naming the program.
+fn spawn_error(e: SpawnError, cmd: &Command) -> Error {
+    let program = cmd.get_program().to_owned();
+    match e {
+        SpawnError::Os { op, source } => Error::Os { op, source },
+        SpawnError::Unsupported { what, source } => Error::Unsupported { what, source },
+        SpawnError::Child { stage: Stage::Exec, source } => Error::Exec { program, source },
+        SpawnError::Child { stage: Stage::Chdir, source } => {
+            Error::Chdir { program, dir: cmd.get_current_dir().map(Into::into).unwrap_or_default(), source }
+        }
+        SpawnError::Child { stage, source } => Error::ChildSetup { program, step: stage.describe(), source },
+    }
+}

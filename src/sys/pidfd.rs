@@ -1,0 +1,174 @@
+//! Signalling and reaping through pidfds: `pidfd_send_signal(2)` and the raw
+//! `waitid(2)` system call, whose fifth argument returns the child's resource
+//! usage (glibc's wrapper hides it).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::status::{ExitStatus, ResourceUsage};
+use crate::Signal;
+
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9): signal the process group the
+/// pidfd's process leads, through the pidfd, with no pgid-reuse race.
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+
+/// Set once the kernel has refused `PIDFD_SIGNAL_PROCESS_GROUP`.
+static NO_GROUP_FLAG: AtomicBool = AtomicBool::new(false);
+
+/// Sends `sig` to the process behind `pidfd` (or, with `group`, to the
+/// process group it leads). A process that has already exited gives
+/// `ESRCH`, which is reported as `Ok(false)`.
+///
+/// With `group` on a kernel older than 6.9 the group is signalled with
+/// `kill(-pgid)`. That is safe here because it is only ever called for an
+/// unreaped leader: while the leader is unreaped its pid, and so its group
+/// id, cannot be reused.
+pub(crate) fn send_signal(pidfd: BorrowedFd<'_>, pid: i32, sig: Signal, group: bool) -> io::Result<bool> {
+    let use_flag = group && !NO_GROUP_FLAG.load(Ordering::Relaxed);
+    let flags = if use_flag { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
+    // SAFETY: pidfd_send_signal takes an fd, a signal number, a null info
+    // pointer (meaning "as kill(2) would") and flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig.as_raw(),
+            std::ptr::null::<libc::siginfo_t>(),
+            flags,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => Ok(false),
+        Some(libc::EINVAL) if use_flag => {
+            if !NO_GROUP_FLAG.swap(true, Ordering::Relaxed) {
+                log::info!("pidfd_send_signal has no PIDFD_SIGNAL_PROCESS_GROUP (Linux < 6.9): signalling groups with kill(-pgid) while the leader is unreaped");
+            }
+            send_signal(pidfd, pid, sig, group)
+        }
+        _ if group && !use_flag => {
+            // SAFETY: kill takes a pid and a signal. -pid names the group
+            // led by our own unreaped child (see above).
+            let r = unsafe { libc::kill(-pid, sig.as_raw()) };
+            if r == 0 {
+                Ok(true)
+            } else {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ESRCH) {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+        _ => Err(e),
+    }
+}
+
+/// What `waitid` said about one child.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reaped {
+    /// The child has not exited yet (a spurious or early wake-up).
+    NotYet,
+    /// The child was reaped here, now.
+    Exited { status: ExitStatus, pid: i32, usage: ResourceUsage },
+    /// Someone else reaped it (`ECHILD`): a `waitpid(-1)` elsewhere in the
+    /// process, or SIGCHLD set to be ignored.
+    Gone,
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.clamp(0, 999_999) as u32) * 1000)
+}
+
+/// The raw `waitid(idtype, id, info, options, rusage)` system call.
+fn waitid_raw(idtype: libc::idtype_t, id: libc::id_t, options: libc::c_int) -> io::Result<Reaped> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let mut usage = MaybeUninit::<libc::rusage>::zeroed();
+    loop {
+        // SAFETY: the raw waitid writes one siginfo_t and one rusage into
+        // the buffers, which are valid and of the right size.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                idtype,
+                id,
+                info.as_mut_ptr(),
+                options,
+                usage.as_mut_ptr(),
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return Ok(Reaped::Gone),
+            _ => return Err(e),
+        }
+    }
+    // SAFETY: both buffers were zeroed and the kernel wrote to them; an
+    // all-zero siginfo_t means "no child in a waitable state" under WNOHANG.
+    let (info, usage) = unsafe { (info.assume_init(), usage.assume_init()) };
+    // SAFETY: si_pid and si_status are valid for SIGCHLD-type siginfo,
+    // which is what waitid writes (or zeroes).
+    let (pid, raw_status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(Reaped::NotYet);
+    }
+    let status = match info.si_code {
+        libc::CLD_EXITED => ExitStatus::Exited(raw_status),
+        libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signaled {
+            signal: Signal::from_raw(raw_status).unwrap_or(Signal::KILL),
+            core_dumped: info.si_code == libc::CLD_DUMPED,
+        },
+        // Stopped or continued: only reported when WSTOPPED/WCONTINUED is
+        // asked for, which it is not.
+        _ => return Ok(Reaped::NotYet),
+    };
+    let usage = ResourceUsage {
+        user_time: timeval(usage.ru_utime),
+        system_time: timeval(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss.max(0) as u64,
+    };
+    Ok(Reaped::Exited { status, pid, usage })
+}
+
+/// Reaps the child behind `pidfd` if it has exited, without blocking.
+pub(crate) fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
+    waitid_raw(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, libc::WEXITED | libc::WNOHANG)
+}
+
+/// Reaps the child behind `pidfd`, waiting for it. Only for a child that is
+/// known to be exiting already (it reported an exec failure and called
+/// `exit_group`), so the wait is bounded by the kernel's exit path.
+pub(crate) fn reap_exiting(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
+    waitid_raw(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, libc::WEXITED)
+}
+
+/// Reaps the child with this pid, waiting for it. Only for an unreaped child
+/// of ours that was just sent SIGKILL, or is known to be exiting.
+pub(crate) fn reap_pid_exiting(pid: i32) -> io::Result<Reaped> {
+    waitid_raw(libc::P_PID, pid as libc::id_t, libc::WEXITED)
+}
+
+/// Peeks at any exited child without reaping it (`WNOWAIT`): its pid, or
+/// `None` if no child has exited. For PID-1 and subreaper duty.
+pub(crate) fn peek_any_exited() -> io::Result<Option<i32>> {
+    match waitid_raw(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)? {
+        Reaped::Exited { pid, .. } => Ok(Some(pid)),
+        Reaped::NotYet | Reaped::Gone => Ok(None),
+    }
+}
+
+/// Reaps the exited child with this pid, without blocking.
+pub(crate) fn try_reap_pid(pid: i32) -> io::Result<Reaped> {
+    waitid_raw(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG)
+}

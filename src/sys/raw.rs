@@ -1,0 +1,111 @@
+//! Raw system calls by inline assembly.
+//!
+//! The child of a `CLONE_VM | CLONE_VFORK` clone shares the parent's memory,
+//! including the parent thread's `errno` and its thread-local storage. libc's
+//! wrappers write `errno` on failure, so the child must not call them: it uses
+//! these functions, which return the kernel's result as is (`-errno` on
+//! failure) and touch nothing but registers.
+//!
+//! Only x86_64 and aarch64 are supported; other architectures fail to compile
+//! here, on purpose, rather than falling back to something unsafe.
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("pidreap supports x86_64 and aarch64 Linux only (raw syscalls in sys/raw.rs)");
+
+/// One raw system call with up to six arguments. Returns the kernel's raw
+/// result: non-negative on success, `-errno` on failure.
+///
+/// # Safety
+///
+/// The caller must pass arguments that are valid for system call `nr`, as
+/// its man page describes: pointers must point to memory of the right size
+/// that lives for the call.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn syscall6(
+    nr: libc::c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 Linux syscall ABI: number in rax, arguments in rdi,
+    // rsi, rdx, r10, r8, r9; the kernel clobbers rcx and r11 and returns in
+    // rax. The caller vouches for the arguments.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a1,
+            in("rsi") a2,
+            in("rdx") a3,
+            in("r10") a4,
+            in("r8") a5,
+            in("r9") a6,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags)
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+///
+/// As for the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub(crate) unsafe fn syscall6(
+    nr: libc::c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the aarch64 Linux syscall ABI: number in x8, arguments in
+    // x0..x5, result in x0. The caller vouches for the arguments.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a1 as isize => ret,
+            in("x1") a2,
+            in("x2") a3,
+            in("x3") a4,
+            in("x4") a5,
+            in("x5") a6,
+            options(nostack, preserves_flags)
+        );
+    }
+    ret
+}
+
+/// `syscall6` with fewer arguments.
+///
+/// # Safety
+///
+/// As for [`syscall6`].
+#[inline(always)]
+pub(crate) unsafe fn syscall4(nr: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    // SAFETY: forwarded; unused argument registers are ignored by the kernel.
+    unsafe { syscall6(nr, a1, a2, a3, a4, 0, 0) }
+}
+
+/// Ends the calling process at once (`exit_group(2)`), running nothing.
+#[inline(always)]
+pub(crate) fn exit_group(code: i32) -> ! {
+    loop {
+        // SAFETY: exit_group takes an integer and does not return.
+        unsafe {
+            syscall6(libc::SYS_exit_group, code as usize, 0, 0, 0, 0, 0);
+        }
+    }
+}

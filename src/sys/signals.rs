@@ -1,0 +1,194 @@
+//! Signal masks, the signalfd, and the SIGCHLD disposition check.
+//!
+//! Masks are handled as the kernel's 64-bit `sigset` (`rt_sigprocmask(2)`
+//! with `sigsetsize == 8`), not glibc's 1024-bit `sigset_t`: glibc's
+//! `pthread_sigmask` silently refuses to block its two internal signals
+//! (32 and 33), and the spawn path must block *everything* around a
+//! `CLONE_VM` clone so that no handler ever runs on the child's side.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use crate::Signal;
+
+/// The kernel's signal set: bit `n - 1` stands for signal `n`.
+pub(crate) type KernelSigset = u64;
+
+/// The bit for one signal.
+pub(crate) const fn bit(sig: i32) -> KernelSigset {
+    1u64 << (sig - 1)
+}
+
+/// Signals that must never be blocked: blocking a synchronous fault signal
+/// turns a crash into a hang or an instant kill without a core
+/// (LINUX-FACTS pitfall 12). SIGKILL and SIGSTOP cannot be blocked at all.
+pub(crate) const NEVER_BLOCK: &[i32] = &[
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGKILL,
+    libc::SIGSTOP,
+];
+
+/// `rt_sigprocmask(how, set, old)` on the calling thread, by the raw
+/// syscall so that glibc's filtering of its internal signals does not apply.
+fn sigprocmask(how: libc::c_int, set: Option<&KernelSigset>) -> io::Result<KernelSigset> {
+    let mut old: KernelSigset = 0;
+    let set_ptr = set.map_or(std::ptr::null(), |s| s as *const KernelSigset);
+    // SAFETY: rt_sigprocmask reads 8 bytes from `set_ptr` (or nothing if it
+    // is null) and writes 8 bytes to `old`, both valid for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            set_ptr,
+            &mut old as *mut KernelSigset,
+            std::mem::size_of::<KernelSigset>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old)
+}
+
+/// Blocks every signal in the calling thread and returns the previous mask.
+pub(crate) fn block_all() -> KernelSigset {
+    // Cannot fail: the arguments are valid and SIG_SETMASK always succeeds.
+    sigprocmask(libc::SIG_SETMASK, Some(&!0)).unwrap_or(0)
+}
+
+/// Sets the calling thread's mask.
+pub(crate) fn set_mask(mask: KernelSigset) {
+    let _ = sigprocmask(libc::SIG_SETMASK, Some(&mask));
+}
+
+/// The calling thread's current mask.
+pub(crate) fn current_mask() -> KernelSigset {
+    sigprocmask(libc::SIG_BLOCK, None).unwrap_or(0)
+}
+
+const NOT_RECORDED: u8 = 0;
+const RECORDING: u8 = 1;
+const RECORDED: u8 = 2;
+static ORIGINAL_STATE: AtomicU8 = AtomicU8::new(NOT_RECORDED);
+static ORIGINAL_MASK: AtomicU64 = AtomicU64::new(0);
+
+/// The mask the process had before pidreap first blocked anything, if it
+/// has blocked anything.
+pub(crate) fn original_mask() -> Option<KernelSigset> {
+    (ORIGINAL_STATE.load(Ordering::Acquire) == RECORDED).then(|| ORIGINAL_MASK.load(Ordering::Relaxed))
+}
+
+fn record_original(mask: KernelSigset) {
+    if ORIGINAL_STATE
+        .compare_exchange(NOT_RECORDED, RECORDING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        ORIGINAL_MASK.store(mask, Ordering::Relaxed);
+        ORIGINAL_STATE.store(RECORDED, Ordering::Release);
+    }
+}
+
+/// Builds the kernel set for `signals`, refusing the ones that must never be
+/// blocked.
+pub(crate) fn set_of(signals: &[Signal]) -> io::Result<KernelSigset> {
+    let mut set = 0;
+    for s in signals {
+        if NEVER_BLOCK.contains(&s.as_raw()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s} must not be blocked (it is a fault signal, or cannot be blocked at all)"),
+            ));
+        }
+        set |= bit(s.as_raw());
+    }
+    Ok(set)
+}
+
+/// Blocks `signals` in the calling thread, first recording the mask the
+/// process had, which children get back before exec.
+pub(crate) fn block(signals: &[Signal]) -> io::Result<()> {
+    let set = set_of(signals)?;
+    record_original(current_mask());
+    sigprocmask(libc::SIG_BLOCK, Some(&set))?;
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec signalfd.
+#[derive(Debug)]
+pub(crate) struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// A signalfd for `set`. The signals must be blocked by the caller.
+    pub(crate) fn new(set: KernelSigset) -> io::Result<SignalFd> {
+        let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set; sigaddset only writes
+        // into it; signalfd reads it and returns a new fd or -1.
+        let fd = unsafe {
+            libc::sigemptyset(mask.as_mut_ptr());
+            for sig in 1..=64 {
+                if set & bit(sig) != 0 {
+                    libc::sigaddset(mask.as_mut_ptr(), sig);
+                }
+            }
+            libc::signalfd(-1, mask.as_ptr(), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd returned a new fd that nothing else owns.
+        Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// Reads one pending signal: `Ok(None)` when none is left.
+    pub(crate) fn read(&self) -> io::Result<Option<(Signal, i32)>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: read writes at most `size` bytes into `info`.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(None),
+                io::ErrorKind::Interrupted => self.read(),
+                _ => Err(e),
+            };
+        }
+        if n as usize != size {
+            return Ok(None);
+        }
+        // SAFETY: the kernel filled the whole structure.
+        let info = unsafe { info.assume_init() };
+        Ok(Signal::from_raw(info.ssi_signo as i32).map(|s| (s, info.ssi_pid as i32)))
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// True when SIGCHLD is ignored or has `SA_NOCLDWAIT`: the kernel then
+/// reaps children itself and their exit statuses are lost (pitfall 8).
+pub(crate) fn children_auto_reaped() -> bool {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action, sigaction only writes the current one
+    // into `old`.
+    let r = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), old.as_mut_ptr()) };
+    if r != 0 {
+        return false;
+    }
+    // SAFETY: sigaction succeeded and filled `old`.
+    let old = unsafe { old.assume_init() };
+    old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0
+}
