@@ -137,7 +137,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -149,7 +150,8 @@ impl Command {
 
     /// Sets an environment variable for the child.
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
-        self.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
         self
     }
 
@@ -172,11 +174,13 @@ impl Command {
         self
     }
 
-    /// Starts the child with an empty environment, plus what
-    /// [`env`](Command::env) sets.
+    /// Starts the child with an empty environment: neither this process's
+    /// variables nor those set by earlier [`env`](Command::env) calls are
+    /// passed on (as `std::process::Command::env_clear`); later calls add
+    /// to it.
     pub fn env_clear(&mut self) -> &mut Command {
         self.env_clear = true;
-        self.env.retain(|_, v| v.is_some());
+        self.env.clear();
         self
     }
 
@@ -292,17 +296,24 @@ impl Command {
     /// Builds everything the child needs, in the parent, before the clone.
     pub(crate) fn prepare(&self, nofile: Option<(u64, u64)>) -> Result<Prepared> {
         let cstr = |what: &str, s: &OsStr| {
-            CString::new(s.as_bytes()).map_err(|_| Error::InvalidInput(format!("{what} {s:?} contains a NUL byte")))
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::InvalidInput(format!("{what} {s:?} contains a NUL byte")))
         };
         let program_c = cstr("program", &self.program)?;
         let mut argv = Vec::with_capacity(self.args.len() + 1);
-        argv.push(cstr("argv[0]", self.arg0.as_deref().unwrap_or(&self.program))?);
+        argv.push(cstr(
+            "argv[0]",
+            self.arg0.as_deref().unwrap_or(&self.program),
+        )?);
         for a in &self.args {
             argv.push(cstr("argument", a)?);
         }
 
-        let mut env: BTreeMap<OsString, OsString> =
-            if self.env_clear { BTreeMap::new() } else { std::env::vars_os().collect() };
+        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+            BTreeMap::new()
+        } else {
+            std::env::vars_os().collect()
+        };
         for (k, v) in &self.env {
             match v {
                 Some(v) => env.insert(k.clone(), v.clone()),
@@ -312,12 +323,16 @@ impl Command {
         let mut envp = Vec::with_capacity(env.len());
         for (k, v) in &env {
             if k.is_empty() || k.as_bytes().contains(&b'=') {
-                return Err(Error::InvalidInput(format!("environment variable name {k:?} is empty or holds '='")));
+                return Err(Error::InvalidInput(format!(
+                    "environment variable name {k:?} is empty or holds '='"
+                )));
             }
             let mut kv = k.clone().into_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
-            envp.push(CString::new(kv).map_err(|_| Error::InvalidInput(format!("environment variable {k:?} contains a NUL byte")))?);
+            envp.push(CString::new(kv).map_err(|_| {
+                Error::InvalidInput(format!("environment variable {k:?} contains a NUL byte"))
+            })?);
         }
 
         let candidates = if self.program.as_bytes().contains(&b'/') {
@@ -327,7 +342,8 @@ impl Command {
         } else {
             let path = match self.env.get(OsStr::new("PATH")) {
                 Some(Some(p)) => p.clone(),
-                _ => std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+                _ => std::env::var_os("PATH")
+                    .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             };
             let mut out = Vec::new();
             for dir in path.as_bytes().split(|&b| b == b':') {
@@ -359,12 +375,19 @@ impl Command {
                         child_fds[i] = ChildFd::From(raw);
                         continue;
                     }
-                    let fd = crate::sys::fd::dev_null().map_err(|source| Error::Os { op: "opening /dev/null", source })?;
+                    let fd = crate::sys::fd::dev_null().map_err(|source| Error::Os {
+                        op: "opening /dev/null",
+                        source,
+                    })?;
                     Some(fd)
                 }
                 StdioKind::Piped => {
                     let (r, w) = crate::sys::fd::pipe().map_err(|source| Error::Os {
-                        op: ["creating the stdin pipe", "creating the stdout pipe", "creating the stderr pipe"][i],
+                        op: [
+                            "creating the stdin pipe",
+                            "creating the stdout pipe",
+                            "creating the stderr pipe",
+                        ][i],
                         source,
                     })?;
                     let (parent, child) = if i == 0 { (w, r) } else { (r, w) };
@@ -374,8 +397,11 @@ impl Command {
                 StdioKind::Fd(fd) => {
                     // Shared with the caller: duplicate, so we can move it
                     // above 2 and close it after the spawn.
-                    let dup = rustix::io::fcntl_dupfd_cloexec(fd.as_ref(), 3)
-                        .map_err(|e| Error::Os { op: "duplicating a stdio fd", source: e.into() })?;
+                    let dup =
+                        rustix::io::fcntl_dupfd_cloexec(fd.as_ref(), 3).map_err(|e| Error::Os {
+                            op: "duplicating a stdio fd",
+                            source: e.into(),
+                        })?;
                     Some(dup)
                 }
             };
@@ -383,8 +409,10 @@ impl Command {
                 // Sources must be above 2, or dup3 onto 0..2 could clobber one
                 // another.
                 let fd = if fd.as_raw_fd() < 3 {
-                    rustix::io::fcntl_dupfd_cloexec(&fd, 3)
-                        .map_err(|e| Error::Os { op: "moving a stdio fd above 2", source: e.into() })?
+                    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map_err(|e| Error::Os {
+                        op: "moving a stdio fd above 2",
+                        source: e.into(),
+                    })?
                 } else {
                     fd
                 };

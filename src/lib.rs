@@ -79,7 +79,8 @@ pub use command::{Command, Stdio};
 pub use engine::{ChildId, GroupId, StopLadder};
 pub use error::{Error, Result};
 pub use reaper::{
-    block_signals, raise_fd_limit, CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown, STOP_SIGNALS,
+    block_signals, raise_fd_limit, CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown,
+    STOP_SIGNALS,
 };
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Exit, ExitStatus, ResourceUsage};

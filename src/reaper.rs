@@ -163,7 +163,10 @@ pub const STOP_SIGNALS: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, S
 pub fn block_signals(signals: &[Signal]) -> Result<()> {
     signals::block(signals).map_err(|source| match source.kind() {
         io::ErrorKind::InvalidInput => Error::InvalidInput(source.to_string()),
-        _ => Error::Os { op: "blocking signals (rt_sigprocmask)", source },
+        _ => Error::Os {
+            op: "blocking signals (rt_sigprocmask)",
+            source,
+        },
     })
 }
 
@@ -171,7 +174,10 @@ pub fn block_signals(signals: &[Signal]) -> Result<()> {
 /// soft limit. Children get the original soft limit back before exec
 /// (LINUX-FACTS pitfall 20).
 pub fn raise_fd_limit() -> Result<u64> {
-    fd::raise_nofile().map_err(|source| Error::Os { op: "raising RLIMIT_NOFILE", source })
+    fd::raise_nofile().map_err(|source| Error::Os {
+        op: "raising RLIMIT_NOFILE",
+        source,
+    })
 }
 
 /// Options for a [`Reaper`].
@@ -263,6 +269,7 @@ impl ReaperBuilder {
 pub struct Reaper {
     poll: Poll,
     events: Events,
+    ready: Vec<usize>,
     engine: Engine<Slot>,
     spawner: Spawner,
     timer: TimerFd,
@@ -299,7 +306,11 @@ impl Reaper {
         let timer = TimerFd::new().map_err(os("creating the timerfd"))?;
         let spawner = Spawner::new().map_err(os("mapping the spawn stack"))?;
         poll.registry()
-            .register(&mut SourceFd(&timer.as_fd().as_raw_fd()), token(KIND_TIMER, 0), Interest::READABLE)
+            .register(
+                &mut SourceFd(&timer.as_fd().as_raw_fd()),
+                token(KIND_TIMER, 0),
+                Interest::READABLE,
+            )
             .map_err(os("registering the timerfd"))?;
 
         let mut wanted = opts.signals.clone();
@@ -313,17 +324,26 @@ impl Reaper {
             let set = signals::set_of(&wanted).map_err(|e| Error::InvalidInput(e.to_string()))?;
             let sfd = SignalFd::new(set).map_err(os("creating the signalfd"))?;
             poll.registry()
-                .register(&mut SourceFd(&sfd.as_fd().as_raw_fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
+                .register(
+                    &mut SourceFd(&sfd.as_fd().as_raw_fd()),
+                    token(KIND_SIGNAL, 0),
+                    Interest::READABLE,
+                )
                 .map_err(os("registering the signalfd"))?;
             Some(sfd)
         };
         if opts.subreaper {
-            rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-                .map_err(|e| Error::Os { op: "becoming a child subreaper (prctl)", source: e.into() })?;
+            rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(|e| {
+                Error::Os {
+                    op: "becoming a child subreaper (prctl)",
+                    source: e.into(),
+                }
+            })?;
         }
         let mut reaper = Reaper {
             poll,
             events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
             engine: Engine::new(),
             spawner,
             timer,
@@ -352,27 +372,52 @@ impl Reaper {
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
         let prepared = cmd.prepare(fd::original_nofile())?;
-        let spawned = self.spawner.spawn(&prepared.request).map_err(|e| spawn_error(e, cmd))?;
+        let spawned = self
+            .spawner
+            .spawn(&prepared.request)
+            .map_err(|e| spawn_error(e, cmd))?;
         drop(prepared.child_ends);
         let pidfd = fd::move_high(spawned.pidfd, self.fd_floor);
-        let ladder = cmd.ladder_arc().unwrap_or_else(|| self.default_ladder.clone());
+        let ladder = cmd
+            .ladder_arc()
+            .unwrap_or_else(|| self.default_ladder.clone());
         let raw = pidfd.as_raw_fd();
-        let slot = Slot { pidfd, pid: spawned.pid, signal_group: cmd.leads_group(), cancel: None };
+        let slot = Slot {
+            pidfd,
+            pid: spawned.pid,
+            signal_group: cmd.leads_group(),
+            cancel: None,
+        };
         let id = self.engine.insert(slot, ladder, cmd.group_id());
-        let registered =
-            self.poll.registry().register(&mut SourceFd(&raw), token(KIND_PIDFD, id.index() as usize), Interest::READABLE);
+        let registered = self.poll.registry().register(
+            &mut SourceFd(&raw),
+            token(KIND_PIDFD, id.index() as usize),
+            Interest::READABLE,
+        );
         if let Err(source) = registered {
             // Never leave it running unreaped: kill, reap, report.
             let slot = self.engine.reaped(id).expect("just inserted");
-            let _ = pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, Signal::KILL, slot.signal_group);
+            let _ = pidfd::send_signal(
+                slot.pidfd.as_fd(),
+                slot.pid,
+                Signal::KILL,
+                slot.signal_group,
+            );
             let _ = pidfd::reap_exiting(slot.pidfd.as_fd());
-            return Err(Error::Os { op: "registering the pidfd with epoll", source });
+            return Err(Error::Os {
+                op: "registering the pidfd with epoll",
+                source,
+            });
         }
         if self.reap_orphans {
             self.by_pid.insert(spawned.pid, id);
         }
         let [stdin, stdout, stderr] = prepared.parent_ends;
-        log::debug!("spawned {:?} as pid {} ({id})", cmd.get_program(), spawned.pid);
+        log::debug!(
+            "spawned {:?} as pid {} ({id})",
+            cmd.get_program(),
+            spawned.pid
+        );
         Ok(Child {
             id,
             pid: spawned.pid as u32,
@@ -463,8 +508,12 @@ impl Reaper {
     /// Returns false if the child has already exited (not yet reaped).
     pub fn signal(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
         let slot = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
-        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group)
-            .map_err(|source| Error::Os { op: "pidfd_send_signal", source })
+        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group).map_err(
+            |source| Error::Os {
+                op: "pidfd_send_signal",
+                source,
+            },
+        )
     }
 
     /// A token that starts this child's ladder from any thread. The same
@@ -503,20 +552,31 @@ impl Reaper {
     }
 
     fn new_cancel(&mut self, target: Target) -> Result<(usize, CancelToken)> {
-        let efd = fd::eventfd().map_err(|source| Error::Os { op: "creating a cancel eventfd", source })?;
+        let efd = fd::eventfd().map_err(|source| Error::Os {
+            op: "creating a cancel eventfd",
+            source,
+        })?;
         let efd = Arc::new(fd::move_high(efd, self.fd_floor));
         let i = self.cancel_free.pop().unwrap_or_else(|| {
             self.cancels.push(None);
             self.cancels.len() - 1
         });
         let raw = efd.as_raw_fd();
-        if let Err(source) =
-            self.poll.registry().register(&mut SourceFd(&raw), token(KIND_CANCEL, i), Interest::READABLE)
-        {
+        if let Err(source) = self.poll.registry().register(
+            &mut SourceFd(&raw),
+            token(KIND_CANCEL, i),
+            Interest::READABLE,
+        ) {
             self.cancel_free.push(i);
-            return Err(Error::Os { op: "registering a cancel eventfd", source });
+            return Err(Error::Os {
+                op: "registering a cancel eventfd",
+                source,
+            });
         }
-        self.cancels[i] = Some(CancelReg { fd: efd.clone(), target });
+        self.cancels[i] = Some(CancelReg {
+            fd: efd.clone(),
+            target,
+        });
         Ok((i, CancelToken { fd: efd }))
     }
 
@@ -540,15 +600,21 @@ impl Reaper {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(Error::Os { op: "epoll_wait", source }),
+            Err(source) => {
+                return Err(Error::Os {
+                    op: "epoll_wait",
+                    source,
+                })
+            }
         }
         let now = Instant::now();
-        let mut ready: Vec<(usize, usize)> = Vec::with_capacity(self.events.iter().count());
-        ready.extend(self.events.iter().map(|ev| {
-            let t = ev.token().0;
-            (t & ((1 << KIND_BITS) - 1), t >> KIND_BITS)
-        }));
-        for (kind, index) in ready {
+        // Handling an event needs `&mut self`, so the tokens are copied out
+        // of `events` first, into a buffer kept across calls.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|ev| ev.token().0));
+        for &t in &ready {
+            let (kind, index) = (t & ((1 << KIND_BITS) - 1), t >> KIND_BITS);
             match kind {
                 KIND_PIDFD => {
                     if let Some(id) = self.engine_id_at(index) {
@@ -563,6 +629,7 @@ impl Reaper {
                 _ => self.read_signals(now),
             }
         }
+        self.ready = ready;
         self.engine.handle_timeout(now);
         self.after_change();
         Ok(self.queue.len() - before)
@@ -576,7 +643,7 @@ impl Reaper {
     /// Waits up to `timeout` (`None`: for ever) for the next event.
     /// `Ok(None)` when the time ran out.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(ev) = self.queue.pop_front() {
                 return Ok(Some(ev));
@@ -595,9 +662,12 @@ impl Reaper {
     /// Waits up to `timeout` for child `id` to be reaped and returns its
     /// exit; other events stay queued. `Ok(None)` when the time ran out.
     pub fn wait(&mut self, id: ChildId, timeout: Option<Duration>) -> Result<Option<Exit>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            let found = self.queue.iter().position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
+            let found = self
+                .queue
+                .iter()
+                .position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
             if let Some(pos) = found {
                 match self.queue.remove(pos) {
                     Some(Event::Exited(exit)) => return Ok(Some(exit)),
@@ -627,14 +697,34 @@ impl Reaper {
         let ids: Vec<ChildId> = self.engine.ids().collect();
         let mut kill_timeout = Duration::ZERO;
         for &id in &ids {
-            kill_timeout = kill_timeout.max(self.engine.ladder(id).map_or(Duration::ZERO, StopLadder::stuck_after));
+            kill_timeout = kill_timeout.max(
+                self.engine
+                    .ladder(id)
+                    .map_or(Duration::ZERO, StopLadder::stuck_after),
+            );
             self.engine.stop_within(id, now, grace);
         }
         self.after_change();
-        let deadline = now + grace + kill_timeout + Duration::from_millis(50);
-        while !self.engine.is_empty() && self.engine.ids().any(|id| self.engine.phase(id) != Some(Phase::Stuck)) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
-            self.poll(Some(left))?;
+        // A bound too far to represent (e.g. `Duration::MAX`) means none.
+        let deadline = now.checked_add(
+            grace
+                .saturating_add(kill_timeout)
+                .saturating_add(Duration::from_millis(50)),
+        );
+        while !self.engine.is_empty()
+            && self
+                .engine
+                .ids()
+                .any(|id| self.engine.phase(id) != Some(Phase::Stuck))
+        {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(left),
+                    None => break,
+                },
+                None => None,
+            };
+            self.poll(left)?;
         }
         let mut report = Shutdown::default();
         let mut rest = VecDeque::new();
@@ -655,7 +745,9 @@ impl Reaper {
 
     /// The pidfd of `id` was readable: reap if it really exited (pitfall 9).
     fn try_reap(&mut self, id: ChildId, now: Instant) {
-        let Some(slot) = self.engine.get(id) else { return };
+        let Some(slot) = self.engine.get(id) else {
+            return;
+        };
         let outcome = match pidfd::try_reap(slot.pidfd.as_fd()) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // waitid(P_PIDFD) needs Linux 5.4; the pid is stable while
@@ -668,7 +760,10 @@ impl Reaper {
             Ok(Reaped::NotYet) => {}
             Ok(Reaped::Exited { status, usage, .. }) => self.finish(id, status, usage, now),
             Ok(Reaped::Gone) => {
-                log::warn!("child {id} (pid {}) was reaped by someone else: its status is lost", slot.pid);
+                log::warn!(
+                    "child {id} (pid {}) was reaped by someone else: its status is lost",
+                    slot.pid
+                );
                 self.finish(id, ExitStatus::Unknown, ResourceUsage::default(), now)
             }
             Err(e) => log::error!("waitid for child {id} (pid {}) failed: {e}", slot.pid),
@@ -676,7 +771,9 @@ impl Reaper {
     }
 
     fn finish(&mut self, id: ChildId, status: ExitStatus, usage: ResourceUsage, now: Instant) {
-        let Some(slot) = self.engine.reaped(id) else { return };
+        let Some(slot) = self.engine.reaped(id) else {
+            return;
+        };
         if let Some(i) = slot.cancel {
             self.drop_cancel(i);
         }
@@ -687,11 +784,19 @@ impl Reaper {
         // reference), which saves an epoll_ctl per exit.
         drop(slot.pidfd);
         log::debug!("reaped child {id} (pid {}): {status}", slot.pid);
-        self.queue.push_back(Event::Exited(Exit { id, pid: slot.pid as u32, status, observed_at: now, usage }));
+        self.queue.push_back(Event::Exited(Exit {
+            id,
+            pid: slot.pid as u32,
+            status,
+            observed_at: now,
+            usage,
+        }));
     }
 
     fn cancelled(&mut self, index: usize, now: Instant) {
-        let Some(reg) = self.cancels.get(index).and_then(Option::as_ref) else { return };
+        let Some(reg) = self.cancels.get(index).and_then(Option::as_ref) else {
+            return;
+        };
         if fd::drain_counter(reg.fd.as_fd()) == 0 {
             return;
         }
@@ -752,7 +857,10 @@ impl Reaper {
             match pidfd::try_reap_pid(pid) {
                 Ok(Reaped::Exited { status, .. }) => {
                     log::debug!("reaped orphan pid {pid}: {status}");
-                    self.queue.push_back(Event::OrphanReaped { pid: pid as u32, status });
+                    self.queue.push_back(Event::OrphanReaped {
+                        pid: pid as u32,
+                        status,
+                    });
                 }
                 Ok(_) => return,
                 Err(e) => {
@@ -769,15 +877,24 @@ impl Reaper {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Signal { id, signal } => {
-                    let Some(slot) = self.engine.get(id) else { continue };
+                    let Some(slot) = self.engine.get(id) else {
+                        continue;
+                    };
                     log::debug!("sending {signal} to child {id} (pid {})", slot.pid);
-                    if let Err(e) = pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group) {
-                        log::error!("sending {signal} to child {id} (pid {}) failed: {e}", slot.pid);
+                    if let Err(e) =
+                        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group)
+                    {
+                        log::error!(
+                            "sending {signal} to child {id} (pid {}) failed: {e}",
+                            slot.pid
+                        );
                     }
                 }
                 Action::Stuck { id } => {
                     let pid = self.engine.get(id).map_or(0, |s| s.pid as u32);
-                    log::warn!("child {id} (pid {pid}) is still there after SIGKILL and its kill timeout");
+                    log::warn!(
+                        "child {id} (pid {pid}) is still there after SIGKILL and its kill timeout"
+                    );
                     self.queue.push_back(Event::Stuck { id, pid });
                 }
             }
@@ -785,15 +902,27 @@ impl Reaper {
         self.arm_timer();
     }
 
-    /// Arms the timerfd for the engine's next deadline, if that changed.
+    /// Arms the timerfd for the engine's next deadline when that deadline
+    /// is earlier than the one armed (or none is armed).
+    ///
+    /// A deadline that went away or moved later (the usual case: a child
+    /// was reaped before its stuck timeout) leaves the timer as it is: it
+    /// fires once with nothing due, `poll` drains it and re-arms for the
+    /// real next deadline. That costs one wake-up per cancelled deadline
+    /// instead of one `timerfd_settime` on every reap, which sat between a
+    /// child's exit and its report.
     fn arm_timer(&mut self) {
-        let next = self.engine.poll_timeout();
-        if next == self.timer_armed {
+        let Some(next) = self.engine.poll_timeout() else {
+            return;
+        };
+        if self.timer_armed.is_some_and(|armed| armed <= next) {
             return;
         }
-        let after = next.map(|t| t.saturating_duration_since(Instant::now()));
-        match self.timer.set(after) {
-            Ok(()) => self.timer_armed = next,
+        match self
+            .timer
+            .set(Some(next.saturating_duration_since(Instant::now())))
+        {
+            Ok(()) => self.timer_armed = Some(next),
             Err(e) => log::error!("arming the timerfd failed: {e}"),
         }
     }
@@ -839,13 +968,18 @@ impl Drop for Reaper {
         self.after_change();
         let deadline = now + DROP_REAP_BOUND;
         while !self.engine.is_empty() {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
             if self.poll(Some(left)).is_err() {
                 break;
             }
         }
         if !self.engine.is_empty() {
-            log::error!("{} children did not die within {DROP_REAP_BOUND:?} of SIGKILL; left unreaped", self.engine.len());
+            log::error!(
+                "{} children did not die within {DROP_REAP_BOUND:?} of SIGKILL; left unreaped",
+                self.engine.len()
+            );
         }
     }
 }
@@ -856,10 +990,22 @@ fn spawn_error(e: SpawnError, cmd: &Command) -> Error {
     match e {
         SpawnError::Os { op, source } => Error::Os { op, source },
         SpawnError::Unsupported { what, source } => Error::Unsupported { what, source },
-        SpawnError::Child { stage: Stage::Exec, source } => Error::Exec { program, source },
-        SpawnError::Child { stage: Stage::Chdir, source } => {
-            Error::Chdir { program, dir: cmd.get_current_dir().map(Into::into).unwrap_or_default(), source }
-        }
-        SpawnError::Child { stage, source } => Error::ChildSetup { program, step: stage.describe(), source },
+        SpawnError::Child {
+            stage: Stage::Exec,
+            source,
+        } => Error::Exec { program, source },
+        SpawnError::Child {
+            stage: Stage::Chdir,
+            source,
+        } => Error::Chdir {
+            program,
+            dir: cmd.get_current_dir().map(Into::into).unwrap_or_default(),
+            source,
+        },
+        SpawnError::Child { stage, source } => Error::ChildSetup {
+            program,
+            step: stage.describe(),
+            source,
+        },
     }
 }

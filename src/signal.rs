@@ -161,7 +161,9 @@ impl FromStr for Signal {
             let off = if rest.is_empty() {
                 0
             } else {
-                rest.strip_prefix('+').and_then(|r| r.parse::<i32>().ok()).ok_or_else(err)?
+                rest.strip_prefix('+')
+                    .and_then(|r| r.parse::<i32>().ok())
+                    .ok_or_else(err)?
             };
             return Signal::from_raw(KERNEL_RTMIN + off).ok_or_else(err);
         }

@@ -61,7 +61,10 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitStatus::Exited(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signaled { signal, core_dumped: true } => write!(f, "killed by {signal} (core dumped)"),
+            ExitStatus::Signaled {
+                signal,
+                core_dumped: true,
+            } => write!(f, "killed by {signal} (core dumped)"),
             ExitStatus::Signaled { signal, .. } => write!(f, "killed by {signal}"),
             ExitStatus::Unknown => f.write_str("status unknown (reaped elsewhere)"),
         }

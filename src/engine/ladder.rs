@@ -57,12 +57,19 @@ impl Default for StopLadder {
 impl StopLadder {
     /// Send `signal`, wait `grace`, then SIGKILL.
     pub fn new(signal: Signal, grace: Duration) -> StopLadder {
-        StopLadder { steps: Vec::new(), kill_timeout: DEFAULT_KILL_TIMEOUT }.then(signal, grace)
+        StopLadder {
+            steps: Vec::new(),
+            kill_timeout: DEFAULT_KILL_TIMEOUT,
+        }
+        .then(signal, grace)
     }
 
     /// SIGKILL at once.
     pub fn kill_only() -> StopLadder {
-        StopLadder { steps: Vec::new(), kill_timeout: DEFAULT_KILL_TIMEOUT }
+        StopLadder {
+            steps: Vec::new(),
+            kill_timeout: DEFAULT_KILL_TIMEOUT,
+        }
     }
 
     /// Adds a rung after the existing ones. Ignored after a SIGKILL rung.
@@ -95,9 +102,13 @@ impl StopLadder {
         self.steps.first().map_or(Signal::KILL, |s| s.signal)
     }
 
-    /// The sum of all graces: from the stop request to SIGKILL.
+    /// The sum of all graces: from the stop request to SIGKILL. Saturates
+    /// at `Duration::MAX` (a ladder that never reaches SIGKILL by itself).
     pub fn total_grace(&self) -> Duration {
-        self.steps.iter().filter(|s| s.signal != Signal::KILL).map(|s| s.grace).sum()
+        self.steps
+            .iter()
+            .filter(|s| s.signal != Signal::KILL)
+            .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.grace))
     }
 }
 
@@ -108,14 +119,21 @@ mod tests {
     #[test]
     fn defaults_are_pinned() {
         let l = StopLadder::default();
-        assert_eq!(l.steps(), &[Step { signal: Signal::TERM, grace: Duration::from_secs(10) }]);
+        assert_eq!(
+            l.steps(),
+            &[Step {
+                signal: Signal::TERM,
+                grace: Duration::from_secs(10)
+            }]
+        );
         assert_eq!(l.stuck_after(), Duration::from_secs(5));
         assert_eq!(l.first_signal(), Signal::TERM);
     }
 
     #[test]
     fn nothing_after_a_kill_rung() {
-        let l = StopLadder::new(Signal::KILL, Duration::from_secs(1)).then(Signal::TERM, Duration::from_secs(1));
+        let l = StopLadder::new(Signal::KILL, Duration::from_secs(1))
+            .then(Signal::TERM, Duration::from_secs(1));
         assert_eq!(l.steps().len(), 1);
         assert_eq!(l.total_grace(), Duration::ZERO);
         assert_eq!(StopLadder::kill_only().first_signal(), Signal::KILL);

@@ -33,6 +33,7 @@
 //! ```
 
 mod ladder;
+pub mod restart;
 pub mod sim;
 
 use std::cmp::Reverse;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use ladder::{Step, StopLadder, DEFAULT_GRACE, DEFAULT_KILL_TIMEOUT};
+pub use restart::{Backoff, RestartConfig, RestartPolicy, Restarter};
 
 use crate::Signal;
 
@@ -178,7 +180,12 @@ impl<T> Engine<T> {
     }
 
     /// Adds a running child with its stop ladder. Returns its id.
-    pub fn insert(&mut self, data: T, ladder: impl Into<Arc<StopLadder>>, group: Option<GroupId>) -> ChildId {
+    pub fn insert(
+        &mut self,
+        data: T,
+        ladder: impl Into<Arc<StopLadder>>,
+        group: Option<GroupId>,
+    ) -> ChildId {
         let entry = Entry {
             phase: Phase::Running,
             deadline: None,
@@ -192,11 +199,20 @@ impl<T> Engine<T> {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.entry = Some(entry);
-            ChildId { index, generation: slot.generation }
+            ChildId {
+                index,
+                generation: slot.generation,
+            }
         } else {
             let index = u32::try_from(self.slots.len()).expect("more than 2^32 children");
-            self.slots.push(Slot { generation: 0, entry: Some(entry) });
-            ChildId { index, generation: 0 }
+            self.slots.push(Slot {
+                generation: 0,
+                entry: Some(entry),
+            });
+            ChildId {
+                index,
+                generation: 0,
+            }
         }
     }
 
@@ -226,7 +242,10 @@ impl<T> Engine<T> {
     /// The id of the live child in slot `index`, if any.
     pub fn id_at(&self, index: u32) -> Option<ChildId> {
         let slot = self.slots.get(index as usize)?;
-        slot.entry.as_ref().map(|_| ChildId { index, generation: slot.generation })
+        slot.entry.as_ref().map(|_| ChildId {
+            index,
+            generation: slot.generation,
+        })
     }
 
     /// The caller's data for a live child.
@@ -267,14 +286,25 @@ impl<T> Engine<T> {
     /// The ids of all live children.
     pub fn ids(&self) -> impl Iterator<Item = ChildId> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.entry.as_ref().map(|_| ChildId { index: i as u32, generation: s.generation })
+            s.entry.as_ref().map(|_| ChildId {
+                index: i as u32,
+                generation: s.generation,
+            })
         })
     }
 
     /// The ids and data of all live children.
     pub fn iter(&self) -> impl Iterator<Item = (ChildId, &T)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.entry.as_ref().map(|e| (ChildId { index: i as u32, generation: s.generation }, &e.data))
+            s.entry.as_ref().map(|e| {
+                (
+                    ChildId {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    &e.data,
+                )
+            })
         })
     }
 
@@ -310,16 +340,23 @@ impl<T> Engine<T> {
 
     /// Like [`stop`](Engine::stop), but SIGKILL comes no later than
     /// `now + within`, whatever the ladder says. Also shortens a ladder
-    /// already under way. Returns false if the child is not live.
+    /// already under way. A `within` too large for an `Instant` (such as
+    /// `Duration::MAX`) sets no limit. Returns false if the child is not
+    /// live.
     pub fn stop_within(&mut self, id: ChildId, now: Instant, within: std::time::Duration) -> bool {
-        let limit = now + within;
-        let Some(entry) = self.entry_mut(id) else { return false };
-        entry.kill_by = Some(entry.kill_by.map_or(limit, |k| k.min(limit)));
+        let limit = now.checked_add(within);
+        let Some(entry) = self.entry_mut(id) else {
+            return false;
+        };
+        if let Some(limit) = limit {
+            entry.kill_by = Some(entry.kill_by.map_or(limit, |k| k.min(limit)));
+        }
         let (phase, deadline) = (entry.phase, entry.deadline);
         match phase {
             Phase::Running => self.enter_step(id, 0, now),
             Phase::Stopping { .. } => {
-                if deadline.is_some_and(|d| d > limit) {
+                // No deadline: this rung's grace is unbounded.
+                if let Some(limit) = limit.filter(|&l| deadline.is_none_or(|d| d > l)) {
                     self.schedule(id, limit);
                 }
             }
@@ -342,8 +379,11 @@ impl<T> Engine<T> {
 
     /// Starts the ladder of every running child in `group`. Returns how many.
     pub fn stop_group(&mut self, group: GroupId, now: Instant) -> usize {
-        let ids: Vec<ChildId> =
-            self.iter_entries().filter(|(_, e)| e.group == Some(group)).map(|(id, _)| id).collect();
+        let ids: Vec<ChildId> = self
+            .iter_entries()
+            .filter(|(_, e)| e.group == Some(group))
+            .map(|(id, _)| id)
+            .collect();
         ids.into_iter().filter(|&id| self.stop(id, now)).count()
     }
 
@@ -355,7 +395,15 @@ impl<T> Engine<T> {
 
     fn iter_entries(&self) -> impl Iterator<Item = (ChildId, &Entry<T>)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.entry.as_ref().map(|e| (ChildId { index: i as u32, generation: s.generation }, e))
+            s.entry.as_ref().map(|e| {
+                (
+                    ChildId {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    e,
+                )
+            })
         })
     }
 
@@ -367,7 +415,9 @@ impl<T> Engine<T> {
             }
             self.timers.pop();
             let id = ChildId { index, generation };
-            let Some(entry) = self.entry(id) else { continue };
+            let Some(entry) = self.entry(id) else {
+                continue;
+            };
             if entry.timer_seq != seq || entry.deadline != Some(at) {
                 continue;
             }
@@ -427,25 +477,48 @@ impl<T> Engine<T> {
         if rung.signal == Signal::KILL {
             return self.enter_kill(id, at);
         }
-        let mut end = at + rung.grace;
+        // A grace too large for an `Instant` never ends (unless capped).
+        let mut end = at.checked_add(rung.grace);
         if let Some(k) = entry.kill_by {
-            end = end.min(k);
+            end = Some(end.map_or(k, |e| e.min(k)));
         }
-        self.actions.push_back(Action::Signal { id, signal: rung.signal });
+        self.actions.push_back(Action::Signal {
+            id,
+            signal: rung.signal,
+        });
         if rung.signal != Signal::CONT {
-            self.actions.push_back(Action::Signal { id, signal: Signal::CONT });
+            self.actions.push_back(Action::Signal {
+                id,
+                signal: Signal::CONT,
+            });
         }
         self.entry_mut(id).expect("live child").phase = Phase::Stopping { step };
-        self.schedule(id, end);
+        self.schedule_or_clear(id, end);
     }
 
     /// Sends SIGKILL at `at` and schedules the stuck report.
     fn enter_kill(&mut self, id: ChildId, at: Instant) {
         let entry = self.entry_mut(id).expect("live child");
         entry.phase = Phase::Killed;
-        let stuck_at = at + entry.ladder.stuck_after();
-        self.actions.push_back(Action::Signal { id, signal: Signal::KILL });
-        self.schedule(id, stuck_at);
+        let stuck_at = at.checked_add(entry.ladder.stuck_after());
+        self.actions.push_back(Action::Signal {
+            id,
+            signal: Signal::KILL,
+        });
+        self.schedule_or_clear(id, stuck_at);
+    }
+
+    /// Schedules the end of the current phase, or, for a deadline too far
+    /// away to represent, drops the previous one: that phase never ends by
+    /// itself.
+    fn schedule_or_clear(&mut self, id: ChildId, at: Option<Instant>) {
+        match at {
+            Some(at) => self.schedule(id, at),
+            None => {
+                // Items already queued no longer match, and are skipped.
+                self.entry_mut(id).expect("live child").deadline = None;
+            }
+        }
     }
 
     fn schedule(&mut self, id: ChildId, at: Instant) {
@@ -453,7 +526,8 @@ impl<T> Engine<T> {
         entry.timer_seq = entry.timer_seq.wrapping_add(1);
         entry.deadline = Some(at);
         let seq = entry.timer_seq;
-        self.timers.push(Reverse((at, id.index, id.generation, seq)));
+        self.timers
+            .push(Reverse((at, id.index, id.generation, seq)));
         // Lazy deletion leaves stale items behind; rebuild when they
         // dominate, so the heap stays O(live deadlines).
         if self.timers.len() > 64 && self.timers.len() > 4 * self.len {
@@ -469,7 +543,9 @@ impl<T> Engine<T> {
             .filter(|Reverse((at, index, generation, seq))| {
                 slots.get(*index as usize).is_some_and(|s| {
                     s.generation == *generation
-                        && s.entry.as_ref().is_some_and(|e| e.timer_seq == *seq && e.deadline == Some(*at))
+                        && s.entry
+                            .as_ref()
+                            .is_some_and(|e| e.timer_seq == *seq && e.deadline == Some(*at))
                 })
             })
             .collect();
@@ -493,24 +569,50 @@ mod tests {
     fn ladder_runs_in_order_then_stuck() {
         let t0 = Instant::now();
         let mut e = Engine::new();
-        let ladder = StopLadder::new(Signal::INT, secs(1)).then(Signal::TERM, secs(2)).kill_timeout(secs(3));
+        let ladder = StopLadder::new(Signal::INT, secs(1))
+            .then(Signal::TERM, secs(2))
+            .kill_timeout(secs(3));
         let id = e.insert((), ladder, None);
         assert!(e.stop(id, t0));
         assert!(!e.stop(id, t0), "a second stop is a no-op");
         assert_eq!(
             drain(&mut e),
-            vec![Action::Signal { id, signal: Signal::INT }, Action::Signal { id, signal: Signal::CONT }]
+            vec![
+                Action::Signal {
+                    id,
+                    signal: Signal::INT
+                },
+                Action::Signal {
+                    id,
+                    signal: Signal::CONT
+                }
+            ]
         );
         e.handle_timeout(t0 + Duration::from_millis(999));
         assert!(drain(&mut e).is_empty(), "nothing before the grace ends");
         e.handle_timeout(t0 + secs(1));
         assert_eq!(
             drain(&mut e),
-            vec![Action::Signal { id, signal: Signal::TERM }, Action::Signal { id, signal: Signal::CONT }]
+            vec![
+                Action::Signal {
+                    id,
+                    signal: Signal::TERM
+                },
+                Action::Signal {
+                    id,
+                    signal: Signal::CONT
+                }
+            ]
         );
         assert_eq!(e.poll_timeout(), Some(t0 + secs(3)));
         e.handle_timeout(t0 + secs(3));
-        assert_eq!(drain(&mut e), vec![Action::Signal { id, signal: Signal::KILL }]);
+        assert_eq!(
+            drain(&mut e),
+            vec![Action::Signal {
+                id,
+                signal: Signal::KILL
+            }]
+        );
         assert_eq!(e.phase(id), Some(Phase::Killed));
         e.handle_timeout(t0 + secs(6));
         assert_eq!(drain(&mut e), vec![Action::Stuck { id }]);
@@ -524,7 +626,11 @@ mod tests {
     fn late_wakeup_chains_from_deadlines_not_from_now() {
         let t0 = Instant::now();
         let mut e = Engine::new();
-        let id = e.insert((), StopLadder::new(Signal::TERM, secs(1)).then(Signal::INT, secs(1)), None);
+        let id = e.insert(
+            (),
+            StopLadder::new(Signal::TERM, secs(1)).then(Signal::INT, secs(1)),
+            None,
+        );
         e.stop(id, t0);
         drain(&mut e);
         // The loop wakes 5 s late: both remaining rungs happen now, in order.
@@ -551,7 +657,13 @@ mod tests {
         e.stop_within(id, t0 + secs(1), secs(2));
         assert_eq!(e.poll_timeout(), Some(t0 + secs(3)));
         e.handle_timeout(t0 + secs(3));
-        assert_eq!(drain(&mut e), vec![Action::Signal { id, signal: Signal::KILL }]);
+        assert_eq!(
+            drain(&mut e),
+            vec![Action::Signal {
+                id,
+                signal: Signal::KILL
+            }]
+        );
     }
 
     #[test]
@@ -561,7 +673,10 @@ mod tests {
         let a = e.insert(1, StopLadder::default(), None);
         e.stop(a, t0);
         assert_eq!(e.reaped(a), Some(1));
-        assert!(drain(&mut e).is_empty(), "queued signals for a reaped child are dropped");
+        assert!(
+            drain(&mut e).is_empty(),
+            "queued signals for a reaped child are dropped"
+        );
         let b = e.insert(2, StopLadder::default(), None);
         assert_eq!(a.index(), b.index());
         assert_ne!(a, b);
@@ -580,9 +695,21 @@ mod tests {
         let a = e.insert((), StopLadder::kill_only(), Some(g));
         let b = e.insert((), StopLadder::kill_only(), None);
         assert_eq!(e.stop_group(g, t0), 1);
-        assert_eq!(drain(&mut e), vec![Action::Signal { id: a, signal: Signal::KILL }]);
+        assert_eq!(
+            drain(&mut e),
+            vec![Action::Signal {
+                id: a,
+                signal: Signal::KILL
+            }]
+        );
         assert_eq!(e.stop_all(t0), 1);
-        assert_eq!(drain(&mut e), vec![Action::Signal { id: b, signal: Signal::KILL }]);
+        assert_eq!(
+            drain(&mut e),
+            vec![Action::Signal {
+                id: b,
+                signal: Signal::KILL
+            }]
+        );
     }
 
     #[test]
@@ -594,7 +721,14 @@ mod tests {
         for i in 0..1000 {
             e.stop_within(id, t0, secs(99) - Duration::from_millis(i));
         }
-        assert!(e.timers.len() <= 65, "heap holds {} items for one child", e.timers.len());
-        assert_eq!(e.poll_timeout(), Some(t0 + secs(99) - Duration::from_millis(999)));
+        assert!(
+            e.timers.len() <= 65,
+            "heap holds {} items for one child",
+            e.timers.len()
+        );
+        assert_eq!(
+            e.poll_timeout(),
+            Some(t0 + secs(99) - Duration::from_millis(999))
+        );
     }
 }

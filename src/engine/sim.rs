@@ -98,10 +98,14 @@ fn ladder(choice: u8) -> StopLadder {
     let ms = Duration::from_millis;
     match choice % 5 {
         0 => StopLadder::new(Signal::TERM, ms(100)),
-        1 => StopLadder::new(Signal::INT, ms(50)).then(Signal::TERM, ms(200)).kill_timeout(ms(300)),
+        1 => StopLadder::new(Signal::INT, ms(50))
+            .then(Signal::TERM, ms(200))
+            .kill_timeout(ms(300)),
         2 => StopLadder::kill_only().kill_timeout(ms(100)),
         3 => StopLadder::new(Signal::TERM, ms(0)),
-        _ => StopLadder::new(Signal::HUP, ms(30)).then(Signal::KILL, ms(10)).then(Signal::TERM, ms(10)),
+        _ => StopLadder::new(Signal::HUP, ms(30))
+            .then(Signal::KILL, ms(10))
+            .then(Signal::TERM, ms(10)),
     }
 }
 
@@ -130,7 +134,14 @@ impl Sim {
     fn new() -> Sim {
         let mut engine = Engine::new();
         let group = engine.new_group();
-        Sim { engine, procs: Vec::new(), by_id: HashMap::new(), group, now: Instant::now(), stats: Stats::default() }
+        Sim {
+            engine,
+            procs: Vec::new(),
+            by_id: HashMap::new(),
+            group,
+            now: Instant::now(),
+            stats: Stats::default(),
+        }
     }
 
     fn pick(&self, byte: u8) -> Option<usize> {
@@ -140,7 +151,9 @@ impl Sim {
     fn spawn(&mut self, b: u8, l: u8, in_group: bool) {
         let ladder = ladder(l);
         let index = self.procs.len();
-        let id = self.engine.insert(index, ladder.clone(), in_group.then_some(self.group));
+        let id = self
+            .engine
+            .insert(index, ladder.clone(), in_group.then_some(self.group));
         let behavior = behavior(b);
         self.by_id.insert(id, index);
         self.procs.push(Proc {
@@ -217,7 +230,10 @@ impl Sim {
             match action {
                 Action::Signal { id, signal } => {
                     self.stats.signals += 1;
-                    let &i = self.by_id.get(&id).ok_or(format!("signal {signal} for unknown id {id}"))?;
+                    let &i = self
+                        .by_id
+                        .get(&id)
+                        .ok_or(format!("signal {signal} for unknown id {id}"))?;
                     let now = self.now;
                     let p = &mut self.procs[i];
                     if p.reaped > 0 {
@@ -228,9 +244,14 @@ impl Sim {
                             return Err(format!("{signal} issued for {id} after SIGKILL"));
                         }
                         if signal == Signal::KILL {
-                            let due = p.kill_due().ok_or(format!("SIGKILL for {id} with no stop requested"))?;
+                            let due = p
+                                .kill_due()
+                                .ok_or(format!("SIGKILL for {id} with no stop requested"))?;
                             if now < due {
-                                return Err(format!("SIGKILL for {id} {:?} before its deadline", due - now));
+                                return Err(format!(
+                                    "SIGKILL for {id} {:?} before its deadline",
+                                    due - now
+                                ));
                             }
                             p.killed_at = Some(due);
                             self.stats.kills += 1;
@@ -248,10 +269,15 @@ impl Sim {
                     self.deliver(i, signal);
                 }
                 Action::Stuck { id } => {
-                    let &i = self.by_id.get(&id).ok_or(format!("stuck report for unknown id {id}"))?;
+                    let &i = self
+                        .by_id
+                        .get(&id)
+                        .ok_or(format!("stuck report for unknown id {id}"))?;
                     let now = self.now;
                     let p = &mut self.procs[i];
-                    let killed = p.killed_at.ok_or(format!("{id} reported stuck before SIGKILL"))?;
+                    let killed = p
+                        .killed_at
+                        .ok_or(format!("{id} reported stuck before SIGKILL"))?;
                     if now < killed + p.ladder.stuck_after() {
                         return Err(format!("{id} reported stuck before the kill timeout"));
                     }
@@ -313,18 +339,28 @@ impl Sim {
             }
             if let Some(due) = p.kill_due() {
                 if due <= self.now && p.killed_at.is_none() {
-                    return Err(format!("SIGKILL for {} was due {:?} ago and not issued", p.id, self.now - due));
+                    return Err(format!(
+                        "SIGKILL for {} was due {:?} ago and not issued",
+                        p.id,
+                        self.now - due
+                    ));
                 }
             }
             if let Some(k) = p.killed_at {
                 if k + p.ladder.stuck_after() <= self.now && p.stuck_reports == 0 {
-                    return Err(format!("{} is past its kill timeout and was not reported stuck", p.id));
+                    return Err(format!(
+                        "{} is past its kill timeout and was not reported stuck",
+                        p.id
+                    ));
                 }
             }
         }
         let live = self.procs.iter().filter(|p| p.reaped == 0).count();
         if live != self.engine.len() {
-            return Err(format!("engine counts {} live children, model {live}", self.engine.len()));
+            return Err(format!(
+                "engine counts {} live children, model {live}",
+                self.engine.len()
+            ));
         }
         Ok(())
     }
@@ -429,7 +465,10 @@ impl Sim {
                         let p = &mut self.procs[i];
                         if p.reaped == 0 {
                             if self.engine.phase(p.id) != Some(Phase::Stuck) {
-                                return Err(format!("{} is live, not stuck, and has no deadline", p.id));
+                                return Err(format!(
+                                    "{} is live, not stuck, and has no deadline",
+                                    p.id
+                                ));
                             }
                             p.alive = false;
                             p.readable = true;
@@ -456,7 +495,11 @@ impl Sim {
 pub fn run(data: &[u8]) -> Result<Stats, String> {
     let mut sim = Sim::new();
     for chunk in data.chunks(3).take(4096) {
-        let (op, a, b) = (chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0));
+        let (op, a, b) = (
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        );
         sim.step(op, a, b)?;
     }
     sim.finish()?;

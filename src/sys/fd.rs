@@ -40,9 +40,22 @@ pub(crate) fn move_high(fd: OwnedFd, floor: i32) -> OwnedFd {
     }
 }
 
+/// `fd` itself if it is 3 or above, else a close-on-exec duplicate at 3 or
+/// above (the original is closed).
+pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
+
 /// A non-blocking, close-on-exec eventfd starting at 0.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    Ok(rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
 }
 
 /// Adds one to an eventfd's counter. Never blocks: the fd is non-blocking,
@@ -96,11 +109,23 @@ impl TimerFd {
         let value = match after {
             Some(d) => {
                 let d = d.max(Duration::from_nanos(1));
-                Timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ }
+                Timespec {
+                    tv_sec: d.as_secs() as _,
+                    tv_nsec: d.subsec_nanos() as _,
+                }
             }
-            None => Timespec { tv_sec: 0, tv_nsec: 0 },
+            None => Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
         };
-        let spec = Itimerspec { it_interval: Timespec { tv_sec: 0, tv_nsec: 0 }, it_value: value };
+        let spec = Itimerspec {
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
         rustix::time::timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &spec)?;
         Ok(())
     }
@@ -124,7 +149,13 @@ pub(crate) fn raise_nofile() -> io::Result<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let cur = getrlimit(Resource::Nofile);
     ORIGINAL_NOFILE.get_or_init(|| (limit_raw(cur.current), limit_raw(cur.maximum)));
-    setrlimit(Resource::Nofile, Rlimit { current: cur.maximum, maximum: cur.maximum })?;
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: cur.maximum,
+            maximum: cur.maximum,
+        },
+    )?;
     Ok(limit_raw(cur.maximum))
 }
 

@@ -26,9 +26,18 @@ static NO_GROUP_FLAG: AtomicBool = AtomicBool::new(false);
 /// `kill(-pgid)`. That is safe here because it is only ever called for an
 /// unreaped leader: while the leader is unreaped its pid, and so its group
 /// id, cannot be reused.
-pub(crate) fn send_signal(pidfd: BorrowedFd<'_>, pid: i32, sig: Signal, group: bool) -> io::Result<bool> {
+pub(crate) fn send_signal(
+    pidfd: BorrowedFd<'_>,
+    pid: i32,
+    sig: Signal,
+    group: bool,
+) -> io::Result<bool> {
     let use_flag = group && !NO_GROUP_FLAG.load(Ordering::Relaxed);
-    let flags = if use_flag { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
+    let flags = if use_flag {
+        PIDFD_SIGNAL_PROCESS_GROUP
+    } else {
+        0
+    };
     // SAFETY: pidfd_send_signal takes an fd, a signal number, a null info
     // pointer (meaning "as kill(2) would") and flags.
     let r = unsafe {
@@ -77,14 +86,21 @@ pub(crate) enum Reaped {
     /// The child has not exited yet (a spurious or early wake-up).
     NotYet,
     /// The child was reaped here, now.
-    Exited { status: ExitStatus, pid: i32, usage: ResourceUsage },
+    Exited {
+        status: ExitStatus,
+        pid: i32,
+        usage: ResourceUsage,
+    },
     /// Someone else reaped it (`ECHILD`): a `waitpid(-1)` elsewhere in the
     /// process, or SIGCHLD set to be ignored.
     Gone,
 }
 
 fn timeval(tv: libc::timeval) -> Duration {
-    Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.clamp(0, 999_999) as u32) * 1000)
+    Duration::new(
+        tv.tv_sec.max(0) as u64,
+        (tv.tv_usec.clamp(0, 999_999) as u32) * 1000,
+    )
 }
 
 /// The raw `waitid(idtype, id, info, options, rusage)` system call.
@@ -143,14 +159,22 @@ fn waitid_raw(idtype: libc::idtype_t, id: libc::id_t, options: libc::c_int) -> i
 
 /// Reaps the child behind `pidfd` if it has exited, without blocking.
 pub(crate) fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
-    waitid_raw(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, libc::WEXITED | libc::WNOHANG)
+    waitid_raw(
+        libc::P_PIDFD,
+        pidfd.as_raw_fd() as libc::id_t,
+        libc::WEXITED | libc::WNOHANG,
+    )
 }
 
 /// Reaps the child behind `pidfd`, waiting for it. Only for a child that is
 /// known to be exiting already (it reported an exec failure and called
 /// `exit_group`), so the wait is bounded by the kernel's exit path.
 pub(crate) fn reap_exiting(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
-    waitid_raw(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, libc::WEXITED)
+    waitid_raw(
+        libc::P_PIDFD,
+        pidfd.as_raw_fd() as libc::id_t,
+        libc::WEXITED,
+    )
 }
 
 /// Reaps the child with this pid, waiting for it. Only for an unreaped child
@@ -162,7 +186,11 @@ pub(crate) fn reap_pid_exiting(pid: i32) -> io::Result<Reaped> {
 /// Peeks at any exited child without reaping it (`WNOWAIT`): its pid, or
 /// `None` if no child has exited. For PID-1 and subreaper duty.
 pub(crate) fn peek_any_exited() -> io::Result<Option<i32>> {
-    match waitid_raw(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)? {
+    match waitid_raw(
+        libc::P_ALL,
+        0,
+        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+    )? {
         Reaped::Exited { pid, .. } => Ok(Some(pid)),
         Reaped::NotYet | Reaped::Gone => Ok(None),
     }
@@ -170,5 +198,9 @@ pub(crate) fn peek_any_exited() -> io::Result<Option<i32>> {
 
 /// Reaps the exited child with this pid, without blocking.
 pub(crate) fn try_reap_pid(pid: i32) -> io::Result<Reaped> {
-    waitid_raw(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG)
+    waitid_raw(
+        libc::P_PID,
+        pid as libc::id_t,
+        libc::WEXITED | libc::WNOHANG,
+    )
 }

@@ -94,7 +94,13 @@ pub(crate) unsafe fn syscall6(
 ///
 /// As for [`syscall6`].
 #[inline(always)]
-pub(crate) unsafe fn syscall4(nr: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+pub(crate) unsafe fn syscall4(
+    nr: libc::c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+) -> isize {
     // SAFETY: forwarded; unused argument registers are ignored by the kernel.
     unsafe { syscall6(nr, a1, a2, a3, a4, 0, 0) }
 }

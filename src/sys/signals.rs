@@ -83,7 +83,8 @@ static ORIGINAL_MASK: AtomicU64 = AtomicU64::new(0);
 /// The mask the process had before pidreap first blocked anything, if it
 /// has blocked anything.
 pub(crate) fn original_mask() -> Option<KernelSigset> {
-    (ORIGINAL_STATE.load(Ordering::Acquire) == RECORDED).then(|| ORIGINAL_MASK.load(Ordering::Relaxed))
+    (ORIGINAL_STATE.load(Ordering::Acquire) == RECORDED)
+        .then(|| ORIGINAL_MASK.load(Ordering::Relaxed))
 }
 
 fn record_original(mask: KernelSigset) {
@@ -104,7 +105,9 @@ pub(crate) fn set_of(signals: &[Signal]) -> io::Result<KernelSigset> {
         if NEVER_BLOCK.contains(&s.as_raw()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{s} must not be blocked (it is a fault signal, or cannot be blocked at all)"),
+                format!(
+                    "{s} must not be blocked (it is a fault signal, or cannot be blocked at all)"
+                ),
             ));
         }
         set |= bit(s.as_raw());
@@ -146,7 +149,9 @@ impl SignalFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: signalfd returned a new fd that nothing else owns.
-        Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// Reads one pending signal: `Ok(None)` when none is left.

@@ -157,7 +157,10 @@ const PARENT_DIED_EXIT: i32 = 126;
 /// `p` must be the plan the parent prepared.
 #[inline(always)]
 unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
-    let result = ChildResult { stage: stage as u32, errno: errno as i32 };
+    let result = ChildResult {
+        stage: stage as u32,
+        errno: errno as i32,
+    };
     if p.err_pipe >= 0 {
         // SAFETY: writes 8 bytes from a local to our own pipe fd.
         unsafe {
@@ -188,7 +191,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // of this function, on the child's own stack.
     unsafe {
         if p.share_files {
-            let r = syscall4(libc::SYS_close_range, p.keep_below as usize, !0u32 as usize, CLOSE_RANGE_UNSHARE, 0);
+            let r = syscall4(
+                libc::SYS_close_range,
+                p.keep_below as usize,
+                !0u32 as usize,
+                CLOSE_RANGE_UNSHARE,
+                0,
+            );
             if r < 0 {
                 fail(p, Stage::UnshareFiles, -r);
             }
@@ -196,13 +205,29 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 
         // Caught signals back to SIG_DFL; SIGPIPE too if ignored. Nothing
         // can be delivered meanwhile: every signal is blocked.
-        let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+        let dfl = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
         for sig in 1..=64usize {
             if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
                 continue;
             }
-            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-            let r = syscall4(libc::SYS_rt_sigaction, sig, 0, &mut old as *mut _ as usize, 8);
+            let mut old = KernelSigaction {
+                handler: 0,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            let r = syscall4(
+                libc::SYS_rt_sigaction,
+                sig,
+                0,
+                &mut old as *mut _ as usize,
+                8,
+            );
             if r < 0 {
                 continue;
             }
@@ -231,7 +256,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         // Every fd but 0, 1, 2 closes at exec (the err pipe must live until
         // then). Where CLOSE_RANGE_CLOEXEC is missing (Linux < 5.11), all
         // of pidreap's fds are close-on-exec anyway.
-        syscall4(libc::SYS_close_range, 3, !0u32 as usize, CLOSE_RANGE_CLOEXEC, 0);
+        syscall4(
+            libc::SYS_close_range,
+            3,
+            !0u32 as usize,
+            CLOSE_RANGE_CLOEXEC,
+            0,
+        );
 
         if !p.cwd.is_null() {
             let r = syscall4(libc::SYS_chdir, p.cwd as usize, 0, 0, 0);
@@ -252,7 +283,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             }
         }
 
-        syscall4(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, &p.mask as *const _ as usize, 0, 8);
+        syscall4(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as usize,
+            &p.mask as *const _ as usize,
+            0,
+            8,
+        );
 
         if p.delay[0] != 0 || p.delay[1] != 0 {
             // Test hook: widens the window before PR_SET_PDEATHSIG.
@@ -260,7 +297,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
 
         if p.death_signal != 0 {
-            let r = syscall4(libc::SYS_prctl, libc::PR_SET_PDEATHSIG as usize, p.death_signal as usize, 0, 0);
+            let r = syscall4(
+                libc::SYS_prctl,
+                libc::PR_SET_PDEATHSIG as usize,
+                p.death_signal as usize,
+                0,
+                0,
+            );
             if r < 0 {
                 fail(p, Stage::DeathSignal, -r);
             }
@@ -276,7 +319,15 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         let mut err: isize = libc::ENOENT as isize;
         let mut c = p.candidates;
         while !(*c).is_null() {
-            let r = syscall6(libc::SYS_execve, *c as usize, p.argv as usize, p.envp as usize, 0, 0, 0);
+            let r = syscall6(
+                libc::SYS_execve,
+                *c as usize,
+                p.argv as usize,
+                p.envp as usize,
+                0,
+                0,
+                0,
+            );
             err = -r;
             match err as i32 {
                 libc::EACCES => saw_eacces = true,
@@ -285,7 +336,12 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             }
             c = c.add(1);
         }
-        if saw_eacces && matches!(err as i32, libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT) {
+        if saw_eacces
+            && matches!(
+                err as i32,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT
+            )
+        {
             err = libc::EACCES as isize;
         }
         fail(p, Stage::Exec, err)
@@ -334,7 +390,10 @@ pub(crate) enum SpawnError {
     /// The child failed before exec (and was reaped).
     Child { stage: Stage, source: io::Error },
     /// No pidfd can be had on this kernel (the child was killed and reaped).
-    Unsupported { what: &'static str, source: io::Error },
+    Unsupported {
+        what: &'static str,
+        source: io::Error,
+    },
 }
 
 // The spawn mode, probed once per process (pitfall 16): bits set as the
@@ -376,7 +435,10 @@ fn degrade(bit: u8, why: &io::Error) {
             NO_VM => "CLONE_VM|CLONE_VFORK",
             _ => "CLONE_PIDFD",
         };
-        log::warn!("kernel refused {what} ({why}); spawning now uses {}", describe_mode());
+        log::warn!(
+            "kernel refused {what} ({why}); spawning now uses {}",
+            describe_mode()
+        );
     }
 }
 
@@ -411,7 +473,10 @@ impl Spawner {
             libc::mprotect(p, page, libc::PROT_NONE);
             p
         };
-        Ok(Spawner { stack, parent_pid: std::process::id() as i32 })
+        Ok(Spawner {
+            stack,
+            parent_pid: std::process::id() as i32,
+        })
     }
 
     /// Spawns per `req`, trying the fastest path the kernel allows.
@@ -445,9 +510,17 @@ impl Spawner {
         let err_pipe = if vm {
             None
         } else {
-            match super::fd::pipe() {
+            // The write end must not be 0, 1 or 2 (possible when the
+            // supervisor runs with those closed): the child's stdio setup
+            // would overwrite it and an exec error would read as success.
+            match super::fd::pipe().and_then(|(r, w)| Ok((r, super::fd::above_stdio(w)?))) {
                 Ok(p) => Some(p),
-                Err(source) => return Attempt::Done(Err(SpawnError::Os { op: "creating the exec-status pipe", source })),
+                Err(source) => {
+                    return Attempt::Done(Err(SpawnError::Os {
+                        op: "creating the exec-status pipe",
+                        source,
+                    }))
+                }
             }
         };
 
@@ -518,7 +591,10 @@ impl Spawner {
         signals::set_mask(mask_before);
 
         if pid < 0 {
-            let refused = matches!(clone_err.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EPERM));
+            let refused = matches!(
+                clone_err.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+            );
             if refused {
                 if files {
                     return Attempt::Degrade(NO_FILES, clone_err);
@@ -530,7 +606,10 @@ impl Spawner {
                     return Attempt::Degrade(NO_CLONE_PIDFD, clone_err);
                 }
             }
-            return Attempt::Done(Err(SpawnError::Os { op: "clone", source: clone_err }));
+            return Attempt::Done(Err(SpawnError::Os {
+                op: "clone",
+                source: clone_err,
+            }));
         }
 
         // We own an unreaped child from here on: every path below either
@@ -550,7 +629,10 @@ impl Spawner {
                     // have been reused.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                     let _ = reap_pid_exiting(pid);
-                    return Attempt::Done(Err(SpawnError::Unsupported { what: "pidfd_open", source: e.into() }));
+                    return Attempt::Done(Err(SpawnError::Unsupported {
+                        what: "pidfd_open",
+                        source: e.into(),
+                    }));
                 }
             }
         };
@@ -569,7 +651,9 @@ impl Spawner {
                 let _ = reap_exiting(pidfd.as_fd());
                 let source = io::Error::from_raw_os_error(r.errno);
                 let stage = Stage::from_raw(r.stage).unwrap_or(Stage::Exec);
-                if stage == Stage::UnshareFiles && matches!(r.errno, libc::EINVAL | libc::ENOSYS | libc::EPERM) {
+                if stage == Stage::UnshareFiles
+                    && matches!(r.errno, libc::EINVAL | libc::ENOSYS | libc::EPERM)
+                {
                     return Attempt::Degrade(NO_FILES, source);
                 }
                 Attempt::Done(Err(SpawnError::Child { stage, source }))
@@ -614,5 +698,9 @@ fn read_child_result(fd: &OwnedFd) -> Option<ChildResult> {
 
 /// A null-terminated array of pointers into `strings`.
 fn pointer_array(strings: &[CString]) -> Vec<*const c_char> {
-    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }

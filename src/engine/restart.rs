@@ -1,0 +1,605 @@
+//! The restart policy: whether a child that exited is started again, after
+//! how long, and when to give up.
+//!
+//! Like the rest of [`engine`](crate::engine), a [`Restarter`] is sans-IO:
+//! it reads no clock and draws no random numbers. Every input carries the
+//! current [`Instant`], and the randomness for the back-off's jitter is a
+//! `u64` the caller supplies (any source will do: it only spreads restarts
+//! of many supervisors apart). The caller spawns when
+//! [`poll_spawn`](Restarter::poll_spawn) says so, and sleeps until
+//! [`poll_timeout`](Restarter::poll_timeout) in between.
+//!
+//! Three rules, each covered by property tests (`tests/restart_props.rs`):
+//!
+//! - every back-off delay lies in `[min, max]` of the [`Backoff`];
+//! - no interval of length `window` ever holds more than `max_restarts`
+//!   restarts;
+//! - after [`stop`](Restarter::stop), nothing is ever spawned again.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use pidreap::engine::restart::{
+//!     Backoff, Decision, ExitKind, RestartConfig, RestartPolicy, Restarter, StopReason,
+//! };
+//!
+//! let ms = Duration::from_millis;
+//! let config = RestartConfig {
+//!     policy: RestartPolicy::OnFailure,
+//!     max_restarts: 2,
+//!     window: Duration::from_secs(60),
+//!     backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
+//! };
+//! let mut r = Restarter::new(config);
+//! let t0 = Instant::now();
+//! r.started(t0);
+//!
+//! // The child fails: restart 1 comes after exactly `min` (the first delay
+//! // is never jittered below it).
+//! let d = r.on_exit(t0, ExitKind::Failure, 0);
+//! assert_eq!(d, Decision::Restart { attempt: 1, delay: ms(100), at: t0 + ms(100) });
+//! assert_eq!(r.poll_timeout(), Some(t0 + ms(100)));
+//! assert_eq!(r.poll_spawn(t0 + ms(99)), None, "not yet");
+//! assert_eq!(r.poll_spawn(t0 + ms(100)), Some(1));
+//!
+//! // Fails again: the delay doubles (jitter takes at most a quarter off).
+//! let t1 = t0 + ms(150);
+//! let Decision::Restart { attempt: 2, delay, .. } = r.on_exit(t1, ExitKind::Failure, u64::MAX) else {
+//!     panic!()
+//! };
+//! assert!(delay >= ms(150) && delay <= ms(200));
+//!
+//! // A stop request during the back-off: nothing is spawned, ever.
+//! assert!(r.stop());
+//! assert_eq!(r.poll_timeout(), None);
+//! assert_eq!(r.poll_spawn(t1 + Duration::from_secs(3600)), None);
+//! assert_eq!(r.on_exit(t1, ExitKind::Failure, 0), Decision::GiveUp(StopReason::Stopped));
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// When a child that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Never: the child's exit is final (the default).
+    #[default]
+    Never,
+    /// When it failed: a non-zero exit code, or killed by a signal.
+    OnFailure,
+    /// Whenever it exits, successfully or not.
+    Always,
+}
+
+impl RestartPolicy {
+    /// Whether this policy restarts after an exit of this kind.
+    pub fn wants_restart(self, kind: ExitKind) -> bool {
+        match self {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => kind == ExitKind::Failure,
+            RestartPolicy::Always => true,
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RestartPolicy::Never => "never",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        })
+    }
+}
+
+/// The error from parsing a [`RestartPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown restart policy {0:?} (expected never, on-failure or always)")]
+pub struct ParsePolicyError(String);
+
+impl FromStr for RestartPolicy {
+    type Err = ParsePolicyError;
+
+    /// Parses `never`, `on-failure` or `always` (as `Display` writes them).
+    fn from_str(s: &str) -> Result<RestartPolicy, ParsePolicyError> {
+        match s {
+            "never" => Ok(RestartPolicy::Never),
+            "on-failure" => Ok(RestartPolicy::OnFailure),
+            "always" => Ok(RestartPolicy::Always),
+            _ => Err(ParsePolicyError(s.to_owned())),
+        }
+    }
+}
+
+/// How a child ended, as far as the policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Exit code 0.
+    Success,
+    /// Any other exit code, a signal, or an unknown status.
+    Failure,
+}
+
+impl ExitKind {
+    /// The kind of a reaped child's status.
+    pub fn of(status: crate::ExitStatus) -> ExitKind {
+        if status.success() {
+            ExitKind::Success
+        } else {
+            ExitKind::Failure
+        }
+    }
+}
+
+/// Exponential back-off between restarts, with jitter and a cap.
+///
+/// Before restart `k` (counting from 1 since the child last ran for a full
+/// window, see [`Restarter`]) the base delay is `min · 2^(k-1)`, capped at
+/// `max`. The delay used is drawn from `[3/4 · base, base]` with the
+/// caller's randomness, and never below `min`. So the first delay is always
+/// exactly `min`, later ones at least 1.5 times the previous base (they
+/// grow until the cap), and every delay lies in `[min, max]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms to 30 s.
+    fn default() -> Backoff {
+        Backoff {
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// A back-off from `min` to `max`; `None` if `min > max`. A `min` of
+    /// zero makes every delay zero (no back-off).
+    pub fn new(min: Duration, max: Duration) -> Option<Backoff> {
+        (min <= max).then_some(Backoff { min, max })
+    }
+
+    /// The shortest delay.
+    pub fn min(&self) -> Duration {
+        self.min
+    }
+
+    /// The longest delay (the cap).
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The delay before restart number `k` (1 for the first) of a run of
+    /// failures, with `random` choosing the jitter (any value is fine; the
+    /// same inputs give the same delay).
+    pub fn delay(&self, k: u32, random: u64) -> Duration {
+        let shift = k.saturating_sub(1);
+        let base = match 1u32.checked_shl(shift) {
+            Some(factor) => self
+                .min
+                .checked_mul(factor)
+                .map_or(self.max, |b| b.min(self.max)),
+            None => self.max,
+        };
+        // Take off up to a quarter: base · (random / 2^64) / 4.
+        let nanos = base.as_nanos();
+        let off = (nanos / 4).saturating_mul(u128::from(random)) >> 64;
+        let jittered = Duration::from_nanos(u64::try_from(nanos - off).unwrap_or(u64::MAX));
+        jittered.clamp(self.min, self.max)
+    }
+}
+
+/// What the restart policy is: which exits restart, how many restarts are
+/// allowed within how long, and how long to wait before each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartConfig {
+    /// Which exits are restarted.
+    pub policy: RestartPolicy,
+    /// At most this many restarts within any interval of length `window`;
+    /// at the next exit that would need one more, the restarter gives up.
+    pub max_restarts: u32,
+    /// The sliding window for `max_restarts`. Also: a child that ran for a
+    /// full window resets the back-off to its minimum.
+    pub window: Duration,
+    /// The delay before each restart.
+    pub backoff: Backoff,
+}
+
+impl Default for RestartConfig {
+    /// Never restart; 10 restarts within 60 s and 100 ms..30 s back-off
+    /// when a policy is set.
+    fn default() -> RestartConfig {
+        RestartConfig {
+            policy: RestartPolicy::Never,
+            max_restarts: 10,
+            window: Duration::from_secs(60),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Why the restarter will not start the child again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The policy does not restart this kind of exit.
+    Policy,
+    /// `max_restarts` restarts already happened within the window.
+    LimitReached,
+    /// [`Restarter::stop`] was called.
+    Stopped,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::Policy => "the restart policy does not restart this exit",
+            StopReason::LimitReached => "the restart limit was reached",
+            StopReason::Stopped => "a stop was requested",
+        })
+    }
+}
+
+/// What to do after the child exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Start it again at `at` (`delay` after the exit): call
+    /// [`Restarter::poll_spawn`] then.
+    Restart {
+        /// The restart's number since the restarter was made (1 for the
+        /// first), for logs.
+        attempt: u32,
+        /// The back-off delay.
+        delay: Duration,
+        /// When to spawn.
+        at: Instant,
+    },
+    /// Do not start it again; the supervisor is done.
+    GiveUp(StopReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Created; [`Restarter::started`] not called yet.
+    Idle,
+    /// The child runs (since the instant given).
+    Running { since: Instant },
+    /// Waiting to spawn restart `attempt` at `at`.
+    BackingOff { at: Instant, attempt: u32 },
+    /// Given up, or stopped: nothing is spawned again.
+    Done(StopReason),
+}
+
+/// The restart state machine for one supervised program.
+///
+/// Drive it with [`started`](Restarter::started) once for the first spawn,
+/// [`on_exit`](Restarter::on_exit) at each exit, and
+/// [`poll_spawn`](Restarter::poll_spawn) when
+/// [`poll_timeout`](Restarter::poll_timeout) is due; [`stop`](Restarter::stop)
+/// ends it. See the [module documentation](self) for an example.
+///
+/// The limit: a restart is only granted if, counting it, no interval of
+/// length `window` holds more than `max_restarts` restarts (each counted at
+/// the instant it was spawned). The back-off: the `k`-th restart of a run of
+/// failures waits [`Backoff::delay`]`(k)`; a child that ran for at least
+/// `window` starts a new run (`k` back to 1).
+#[derive(Debug, Clone)]
+pub struct Restarter {
+    config: RestartConfig,
+    state: State,
+    /// Spawn instants of the restarts that may still be inside a window.
+    history: VecDeque<Instant>,
+    /// Restarts in the current run of failures.
+    streak: u32,
+    /// Restarts so far, in total.
+    attempts: u32,
+}
+
+impl Restarter {
+    /// A restarter with this configuration, before the first spawn.
+    pub fn new(config: RestartConfig) -> Restarter {
+        Restarter {
+            config,
+            state: State::Idle,
+            history: VecDeque::new(),
+            streak: 0,
+            attempts: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RestartConfig {
+        &self.config
+    }
+
+    /// The first spawn happened at `now`. (Restarts are recorded by
+    /// [`poll_spawn`](Restarter::poll_spawn).) Ignored once stopped.
+    pub fn started(&mut self, now: Instant) {
+        if !matches!(self.state, State::Done(_)) {
+            self.state = State::Running { since: now };
+        }
+    }
+
+    /// The child exited at `now`: restart it, or give up. `random` picks
+    /// the back-off's jitter.
+    pub fn on_exit(&mut self, now: Instant, kind: ExitKind, random: u64) -> Decision {
+        let ran_for = match self.state {
+            State::Done(reason) => return Decision::GiveUp(reason),
+            State::Running { since } => now.saturating_duration_since(since),
+            // An exit without a known spawn: treat as a crash at once.
+            State::Idle | State::BackingOff { .. } => Duration::ZERO,
+        };
+        if !self.config.policy.wants_restart(kind) {
+            return self.give_up(StopReason::Policy);
+        }
+        if ran_for >= self.config.window {
+            self.streak = 0;
+        }
+        let delay = self
+            .config
+            .backoff
+            .delay(self.streak.saturating_add(1), random);
+        let at = later(now, delay);
+        // Restarts inside (at - window, at], the window that would end
+        // with this one. The earlier restarts all happened before `now`.
+        let window = self.config.window;
+        let recent = self
+            .history
+            .iter()
+            .filter(|&&t| t.checked_add(window).is_none_or(|end| end > at))
+            .count();
+        if recent >= self.config.max_restarts as usize {
+            return self.give_up(StopReason::LimitReached);
+        }
+        self.streak = self.streak.saturating_add(1);
+        let attempt = self.attempts.saturating_add(1);
+        self.state = State::BackingOff { at, attempt };
+        Decision::Restart { attempt, delay, at }
+    }
+
+    fn give_up(&mut self, reason: StopReason) -> Decision {
+        self.state = State::Done(reason);
+        Decision::GiveUp(reason)
+    }
+
+    /// When the pending restart is due, if one is.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::BackingOff { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// If a restart is due at `now`, records it as spawned at `now` and
+    /// returns its attempt number: spawn the child then (and call
+    /// [`on_exit`](Restarter::on_exit) when it exits, even if the spawn
+    /// failed). `None` otherwise.
+    pub fn poll_spawn(&mut self, now: Instant) -> Option<u32> {
+        let State::BackingOff { at, attempt } = self.state else {
+            return None;
+        };
+        if now < at {
+            return None;
+        }
+        self.attempts = attempt;
+        self.history.push_back(now);
+        let window = self.config.window;
+        while self
+            .history
+            .front()
+            .is_some_and(|&t| t.checked_add(window).is_some_and(|end| end <= now))
+        {
+            self.history.pop_front();
+        }
+        self.state = State::Running { since: now };
+        Some(attempt)
+    }
+
+    /// Stops for good: a pending restart is cancelled, and later exits give
+    /// up. Returns true if a restart was pending (the caller can finish at
+    /// once: no child is running).
+    pub fn stop(&mut self) -> bool {
+        let pending = matches!(self.state, State::BackingOff { .. });
+        if !matches!(self.state, State::Done(_)) {
+            self.state = State::Done(StopReason::Stopped);
+        }
+        pending
+    }
+
+    /// True while a restart is pending (between an exit and its spawn).
+    pub fn is_backing_off(&self) -> bool {
+        matches!(self.state, State::BackingOff { .. })
+    }
+
+    /// Why the restarter is done, once it is.
+    pub fn done(&self) -> Option<StopReason> {
+        match self.state {
+            State::Done(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The number of restarts spawned so far.
+    pub fn restarts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+/// `now + d`, or the latest instant this platform can represent on the way
+/// there (a delay of centuries is as good as for ever).
+fn later(now: Instant, mut d: Duration) -> Instant {
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn config(policy: RestartPolicy, max: u32, window: Duration) -> RestartConfig {
+        RestartConfig {
+            policy,
+            max_restarts: max,
+            window,
+            backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn policies() {
+        use ExitKind::*;
+        assert!(!RestartPolicy::Never.wants_restart(Failure));
+        assert!(!RestartPolicy::Never.wants_restart(Success));
+        assert!(RestartPolicy::OnFailure.wants_restart(Failure));
+        assert!(!RestartPolicy::OnFailure.wants_restart(Success));
+        assert!(RestartPolicy::Always.wants_restart(Success));
+        for p in [
+            RestartPolicy::Never,
+            RestartPolicy::OnFailure,
+            RestartPolicy::Always,
+        ] {
+            assert_eq!(p.to_string().parse::<RestartPolicy>(), Ok(p));
+        }
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert_eq!(ExitKind::of(crate::ExitStatus::Exited(0)), Success);
+        assert_eq!(ExitKind::of(crate::ExitStatus::Exited(1)), Failure);
+        assert_eq!(ExitKind::of(crate::ExitStatus::Unknown), Failure);
+    }
+
+    #[test]
+    fn backoff_doubles_jitters_and_caps() {
+        let b = Backoff::new(ms(100), ms(1000)).unwrap();
+        assert_eq!(b.delay(1, 0), ms(100));
+        assert_eq!(b.delay(1, u64::MAX), ms(100), "never below min");
+        assert_eq!(b.delay(2, 0), ms(200));
+        assert!(b.delay(2, u64::MAX) >= ms(150) && b.delay(2, u64::MAX) < ms(200));
+        assert_eq!(b.delay(3, 0), ms(400));
+        assert_eq!(b.delay(5, 0), ms(1000), "capped");
+        assert!(b.delay(5, u64::MAX) >= ms(750));
+        assert_eq!(b.delay(u32::MAX, 0), ms(1000));
+        assert_eq!(
+            Backoff::new(Duration::ZERO, ms(5)).unwrap().delay(10, 7),
+            Duration::ZERO
+        );
+        assert!(Backoff::new(ms(2), ms(1)).is_none());
+        let huge = Backoff::new(Duration::from_secs(u64::MAX / 4), Duration::MAX).unwrap();
+        assert!(huge.delay(40, 1) <= Duration::MAX);
+    }
+
+    #[test]
+    fn never_gives_up_at_once() {
+        let t0 = Instant::now();
+        let mut r = Restarter::new(config(RestartPolicy::Never, 10, ms(60_000)));
+        r.started(t0);
+        assert_eq!(
+            r.on_exit(t0, ExitKind::Failure, 0),
+            Decision::GiveUp(StopReason::Policy)
+        );
+        assert_eq!(r.poll_timeout(), None);
+        assert_eq!(r.done(), Some(StopReason::Policy));
+    }
+
+    #[test]
+    fn limit_gives_one_plus_n_runs() {
+        let t0 = Instant::now();
+        let mut r = Restarter::new(config(RestartPolicy::Always, 3, ms(60_000)));
+        r.started(t0);
+        let mut now = t0;
+        let mut runs = 1;
+        loop {
+            match r.on_exit(now, ExitKind::Success, 12345) {
+                Decision::Restart { at, attempt, .. } => {
+                    assert_eq!(attempt, runs);
+                    now = at;
+                    assert_eq!(r.poll_spawn(now), Some(attempt));
+                    runs += 1;
+                }
+                Decision::GiveUp(reason) => {
+                    assert_eq!(reason, StopReason::LimitReached);
+                    break;
+                }
+            }
+        }
+        assert_eq!(runs, 4);
+        assert_eq!(r.restarts(), 3);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let t0 = Instant::now();
+        let mut r = Restarter::new(config(RestartPolicy::OnFailure, 1, ms(1000)));
+        r.started(t0);
+        let Decision::Restart { at, .. } = r.on_exit(t0, ExitKind::Failure, 0) else {
+            panic!()
+        };
+        assert_eq!(r.poll_spawn(at), Some(1));
+        // Fails again soon: a second restart would put two in one window.
+        let mut r2 = r.clone();
+        assert_eq!(
+            r2.on_exit(at + ms(10), ExitKind::Failure, 0),
+            Decision::GiveUp(StopReason::LimitReached)
+        );
+        // Fails after running for a full window: allowed, and the back-off
+        // starts over at min.
+        let later = at + ms(1000);
+        assert_eq!(
+            r.on_exit(later, ExitKind::Failure, 0),
+            Decision::Restart {
+                attempt: 2,
+                delay: ms(100),
+                at: later + ms(100)
+            }
+        );
+    }
+
+    #[test]
+    fn zero_restarts_means_none() {
+        let t0 = Instant::now();
+        let mut r = Restarter::new(config(RestartPolicy::Always, 0, ms(1000)));
+        r.started(t0);
+        assert_eq!(
+            r.on_exit(t0, ExitKind::Failure, 0),
+            Decision::GiveUp(StopReason::LimitReached)
+        );
+    }
+
+    #[test]
+    fn stop_while_running_and_while_backing_off() {
+        let t0 = Instant::now();
+        let mut r = Restarter::new(config(RestartPolicy::Always, 5, ms(1000)));
+        r.started(t0);
+        assert!(!r.stop(), "nothing was pending");
+        assert_eq!(
+            r.on_exit(t0, ExitKind::Failure, 0),
+            Decision::GiveUp(StopReason::Stopped)
+        );
+
+        let mut r = Restarter::new(config(RestartPolicy::Always, 5, ms(1000)));
+        r.started(t0);
+        assert!(matches!(
+            r.on_exit(t0, ExitKind::Failure, 0),
+            Decision::Restart { .. }
+        ));
+        assert!(r.is_backing_off());
+        assert!(r.stop());
+        assert!(!r.is_backing_off());
+        assert_eq!(r.poll_spawn(t0 + ms(100_000)), None);
+        r.started(t0);
+        assert_eq!(
+            r.done(),
+            Some(StopReason::Stopped),
+            "started() does not revive it"
+        );
+    }
+}
