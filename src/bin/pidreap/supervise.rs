@@ -1,0 +1,297 @@
+//! The supervision loop of `pidreap run`.
+//!
+//! One thread, one [`Reaper`]: it spawns the child, reads the forwarded
+//! signals from its signalfd, runs the stop ladder on its timer, reaps
+//! orphans as PID 1 or subreaper, and wakes for restart back-offs through
+//! `poll`'s timeout. What to do after an exit is decided by the library's
+//! sans-IO [`Restarter`].
+//!
+//! # What the child gets on a stop request
+//!
+//! Each signal sent to pidreap reaches the child once, never twice. The
+//! first SIGTERM or SIGINT is forwarded (SIGTERM rewritten to
+//! `--stop-signal`, SIGINT as itself) and then the ladder runs: SIGCONT at
+//! once (so a stopped child can act on the signal) and SIGKILL after
+//! `--grace`. The child is therefore spawned with the ladder
+//! `StopLadder::new(SIGCONT, grace)`: the ladder's first rung is the SIGCONT
+//! that follows the forwarded signal, and it never sends the stop signal
+//! itself, which would otherwise reach the child a second time (and SIGINT
+//! followed by SIGTERM kills, for example, a Python program in the middle
+//! of handling its KeyboardInterrupt). Later SIGTERMs are forwarded as
+//! `--stop-signal` again; a second SIGINT sends SIGKILL at once.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant, SystemTime};
+
+use pidreap::engine::restart::{Decision, ExitKind, Restarter, StopReason};
+use pidreap::{ChildId, Command, Error, Event, ExitStatus, Reaper, Signal, StopLadder};
+
+use crate::cli::{ForwardTo, RunOptions};
+
+/// The signals forwarded to the child.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::TERM,
+    Signal::INT,
+    Signal::HUP,
+    Signal::QUIT,
+    Signal::USR1,
+    Signal::USR2,
+    Signal::WINCH,
+];
+
+/// pidreap's own errors (bad option, bad value, a failed system call).
+pub const EXIT_OWN_ERROR: i32 = 125;
+/// PROGRAM was found but could not be executed.
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// PROGRAM was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// A 64-bit random number for the back-off's jitter, without a random
+/// number crate: std's `RandomState` is seeded from the OS (getrandom) once
+/// per thread and changes with every `new()`; the wall clock is mixed in
+/// for good measure. Jitter only spreads restarts apart, so this is plenty.
+fn jitter() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.finish()
+}
+
+/// Formats a duration the way the options take them.
+fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+struct Supervisor<'a> {
+    opts: &'a RunOptions,
+    reaper: Reaper,
+    cmd: Command,
+    restarter: Restarter,
+    /// The running child, if one is.
+    child: Option<ChildId>,
+    /// How the last run ended.
+    last: Option<ExitStatus>,
+    /// A stop was requested (SIGTERM or SIGINT).
+    stopping: bool,
+}
+
+/// Runs `pidreap run` and returns the exit code.
+pub fn run(opts: &RunOptions) -> i32 {
+    let pid1 = rustix::process::getpid().is_init();
+    let orphans = pid1 || opts.subreaper;
+    let reaper = Reaper::builder()
+        .handle_signals(&FORWARDED)
+        .reap_orphans(orphans)
+        .subreaper(opts.subreaper && !pid1)
+        .build();
+    let reaper = match reaper {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("cannot start supervising: {e}");
+            return EXIT_OWN_ERROR;
+        }
+    };
+    if pid1 {
+        log::debug!("running as PID 1: reaping orphans");
+    }
+
+    let mut cmd = Command::new(&opts.program);
+    cmd.args(&opts.args)
+        .death_signal(Some(opts.pdeathsig))
+        // See the module docs: the stop signal itself is forwarded by us.
+        .stop_ladder(StopLadder::new(Signal::CONT, opts.grace));
+    if opts.forward_to == ForwardTo::Group {
+        cmd.process_group(0);
+    }
+
+    let mut sup = Supervisor {
+        opts,
+        reaper,
+        cmd,
+        restarter: Restarter::new(opts.restart),
+        child: None,
+        last: None,
+        stopping: false,
+    };
+    let code = sup.main_loop();
+    // Reap the orphans that already exited before leaving (as PID 1 our
+    // exit takes the rest of the namespace with it).
+    if orphans {
+        sup.drain_orphans();
+    }
+    code
+}
+
+impl Supervisor<'_> {
+    fn spawn(&mut self) -> Result<(), i32> {
+        match self.reaper.spawn(&self.cmd) {
+            Ok(child) => {
+                // The library logs the spawn (and each orphan reaped) at debug.
+                self.child = Some(child.id());
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("{e}");
+                Err(spawn_error_code(&e))
+            }
+        }
+    }
+
+    fn main_loop(&mut self) -> i32 {
+        if let Err(code) = self.spawn() {
+            return code;
+        }
+        self.restarter.started(Instant::now());
+        loop {
+            while let Some(event) = self.reaper.next_event() {
+                if let Some(code) = self.handle(event) {
+                    return code;
+                }
+            }
+            if self.restarter.poll_spawn(Instant::now()).is_some() {
+                if let Err(code) = self.spawn() {
+                    return code;
+                }
+            }
+            let timeout = self
+                .restarter
+                .poll_timeout()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.reaper.poll(timeout) {
+                log::error!("{e}");
+                if let Some(id) = self.child {
+                    let _ = self.reaper.kill(id);
+                }
+                return EXIT_OWN_ERROR;
+            }
+        }
+    }
+
+    /// Handles one event; `Some(code)` ends pidreap.
+    fn handle(&mut self, event: Event) -> Option<i32> {
+        match event {
+            Event::Exited(exit) if Some(exit.id) == self.child => {
+                self.child = None;
+                self.last = Some(exit.status);
+                self.exited(exit.status, exit.observed_at)
+            }
+            Event::Signal { signal, sender_pid } => {
+                log::debug!("received {signal} from pid {sender_pid}");
+                self.signalled(signal)
+            }
+            Event::Stuck { pid, .. } => {
+                log::error!(
+                    "the child (pid {pid}) is still there after SIGKILL (uninterruptible sleep?): giving up on it"
+                );
+                Some(128 + Signal::KILL.as_raw())
+            }
+            _ => None,
+        }
+    }
+
+    /// The child exited: restart it, or finish.
+    fn exited(&mut self, status: ExitStatus, at: Instant) -> Option<i32> {
+        if self.stopping {
+            log::info!("the child exited ({status})");
+            return Some(status.shell_code());
+        }
+        match self.restarter.on_exit(at, ExitKind::of(status), jitter()) {
+            Decision::Restart { attempt, delay, .. } => {
+                log::warn!(
+                    "the child exited ({status}): restart attempt {attempt} in {}",
+                    show(delay)
+                );
+                None
+            }
+            Decision::GiveUp(StopReason::LimitReached) => {
+                let cfg = self.restarter.config();
+                log::warn!(
+                    "the child exited ({status}): giving up after {} restarts within {}",
+                    cfg.max_restarts,
+                    show(cfg.window)
+                );
+                Some(status.shell_code())
+            }
+            Decision::GiveUp(_) => {
+                log::info!("the child exited ({status})");
+                Some(status.shell_code())
+            }
+        }
+    }
+
+    /// A signal arrived on the signalfd.
+    fn signalled(&mut self, signal: Signal) -> Option<i32> {
+        let stop = signal == Signal::TERM || signal == Signal::INT;
+        let Some(id) = self.child else {
+            // No child: we are between runs, in a restart back-off.
+            if stop {
+                self.restarter.stop();
+                log::info!(
+                    "received {signal} during the restart back-off: exiting without a restart"
+                );
+                return Some(
+                    self.last
+                        .map_or(128 + signal.as_raw(), ExitStatus::shell_code),
+                );
+            }
+            log::debug!("{signal} dropped: no child is running");
+            return None;
+        };
+        let forward = if signal == Signal::TERM {
+            self.opts.stop_signal
+        } else {
+            signal
+        };
+        if stop && self.stopping && signal == Signal::INT {
+            log::warn!("second SIGINT: killing the child now");
+            if let Err(e) = self.reaper.kill(id) {
+                log::error!("{e}");
+            }
+            return None;
+        }
+        log::debug!("forwarding {signal} as {forward}");
+        if let Err(e) = self.reaper.signal(id, forward) {
+            log::error!("forwarding {forward} failed: {e}");
+        }
+        if stop && !self.stopping {
+            self.stopping = true;
+            self.restarter.stop();
+            log::info!(
+                "received {signal}: sent {forward} to the child; SIGKILL in {} if it is still running",
+                show(self.opts.grace)
+            );
+            // SIGCONT now, SIGKILL at the end of the grace.
+            if let Err(e) = self.reaper.stop(id) {
+                log::error!("{e}");
+            }
+        }
+        None
+    }
+
+    /// Reaps the orphans that have already exited, without waiting.
+    fn drain_orphans(&mut self) {
+        if self.reaper.poll(Some(Duration::ZERO)).is_ok() {
+            while self.reaper.next_event().is_some() {}
+        }
+    }
+}
+
+/// The exit code for a failed spawn: 127 not found, 126 not executable,
+/// 125 anything else.
+fn spawn_error_code(e: &Error) -> i32 {
+    if e.is_not_found() {
+        EXIT_NOT_FOUND
+    } else if e.is_not_executable() {
+        EXIT_NOT_EXECUTABLE
+    } else {
+        EXIT_OWN_ERROR
+    }
+}
