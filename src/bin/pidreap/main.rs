@@ -7,6 +7,7 @@
 
 mod bench;
 mod cli;
+mod measure;
 mod supervise;
 
 use std::ffi::OsString;
