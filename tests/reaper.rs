@@ -638,31 +638,7 @@ fn children_start_with_empty_mask_default_dispositions_and_only_stdio() {
     // The spawn returns once the exec cannot fail any more, a moment before
     // the kernel closes the close-on-exec fds: wait for the exec to end.
     support::wait_exec(pid, "sleep");
-
-    let me = std::process::id();
-    assert_eq!(
-        support::sig_field(pid, "SigBlk"),
-        0,
-        "the child starts with blocked signals"
-    );
-    // The test process ignores SIGPIPE (Rust does) and catches SIGSEGV and
-    // SIGBUS (stack overflow handlers): the child must not inherit either.
-    // Signals the test's own parent ignored stay ignored, as with std.
-    let own_ign = support::sig_field(me, "SigIgn");
-    assert_ne!(
-        own_ign & support::sig_bit(libc::SIGPIPE),
-        0,
-        "the test process should ignore SIGPIPE"
-    );
-    assert_eq!(
-        support::sig_field(pid, "SigIgn"),
-        own_ign & !support::sig_bit(libc::SIGPIPE)
-    );
-    assert_eq!(
-        support::sig_field(pid, "SigCgt"),
-        0,
-        "sleep catches nothing"
-    );
+    support::assert_clean_signal_state(pid);
 
     support::wait_only_stdio(pid);
     assert_eq!(support::fd_target(pid, 0), Some("/dev/null".into()));

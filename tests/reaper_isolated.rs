@@ -647,27 +647,7 @@ fn blocked_signals(fallback: bool) {
     check_mode(fallback);
     let pid = child.pid();
     support::wait_exec(pid, "sleep");
-    assert_eq!(
-        support::sig_field(pid, "SigBlk"),
-        0,
-        "the child inherited the supervisor's blocked signals"
-    );
-    let own_ign = support::sig_field(me, "SigIgn");
-    assert_ne!(
-        own_ign & support::sig_bit(libc::SIGPIPE),
-        0,
-        "Rust programs ignore SIGPIPE"
-    );
-    assert_eq!(
-        support::sig_field(pid, "SigIgn"),
-        own_ign & !support::sig_bit(libc::SIGPIPE)
-    );
-    assert_ne!(
-        support::sig_field(me, "SigCgt"),
-        0,
-        "Rust programs catch SIGSEGV"
-    );
-    assert_eq!(support::sig_field(pid, "SigCgt"), 0);
+    support::assert_clean_signal_state(pid);
     assert_eq!(support::sig_field(pid, "SigPnd"), 0);
 
     // SIGTERM from another process arrives as an event naming the sender.

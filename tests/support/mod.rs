@@ -203,6 +203,29 @@ pub fn sig_bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 
+/// Asserts what every child must start with, whatever its supervisor has
+/// blocked or caught: an empty blocked mask, nothing caught, and the
+/// supervisor's ignored signals except SIGPIPE (Rust programs ignore it;
+/// children get it back; signals the test's own parent ignored stay ignored,
+/// as with std). `pid` must already run its program (see [`wait_exec`]).
+pub fn assert_clean_signal_state(pid: u32) {
+    let me = std::process::id();
+    assert_eq!(
+        sig_field(pid, "SigBlk"),
+        0,
+        "the child inherited the supervisor's blocked signals"
+    );
+    let own_ign = sig_field(me, "SigIgn");
+    assert_ne!(
+        own_ign & sig_bit(libc::SIGPIPE),
+        0,
+        "Rust programs ignore SIGPIPE"
+    );
+    assert_eq!(sig_field(pid, "SigIgn"), own_ign & !sig_bit(libc::SIGPIPE));
+    assert_ne!(sig_field(me, "SigCgt"), 0, "Rust programs catch SIGSEGV");
+    assert_eq!(sig_field(pid, "SigCgt"), 0, "the child catches nothing");
+}
+
 /// The fds open in process `pid` (`/proc/<pid>/fd`), sorted.
 pub fn fds_of(pid: u32) -> Vec<i32> {
     let mut fds: Vec<i32> = match fs::read_dir(format!("/proc/{pid}/fd")) {
