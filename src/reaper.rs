@@ -368,6 +368,11 @@ impl Reaper {
 
     /// Spawns `cmd` under supervision.
     ///
+    /// Returns once the child has called `execve` successfully (an exec
+    /// failure is reported here, not later). The kernel finishes the exec,
+    /// closing the close-on-exec fds and loading the program, a moment
+    /// after: someone reading `/proc/<pid>/fd` at once may still see them.
+    ///
     /// On error nothing is left behind: a child that was created but failed
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
