@@ -15,6 +15,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -115,6 +116,16 @@ const TESTS: &[Test] = &[
         "fallback_supervisor_dying_before_prctl_leaves_no_orphan",
         60,
         || dies_before_prctl(true),
+    ),
+    t(
+        "fd_exhaustion_gives_a_typed_error_and_loses_nothing",
+        60,
+        || fd_exhaustion(false),
+    ),
+    t(
+        "fallback_fd_exhaustion_gives_a_typed_error_and_loses_nothing",
+        60,
+        || fd_exhaustion(true),
     ),
 ];
 
@@ -437,6 +448,96 @@ fn assert_no_children_left(what: &str) {
         left.is_empty(),
         "{what}: children (zombies included) left: {left:?}"
     );
+}
+
+/// With the fd table nearly full (a low soft `RLIMIT_NOFILE`), spawns with
+/// piped stdio run out of fds: the failing spawn returns a typed error that
+/// names what needed the fd and says EMFILE, no child is left running or
+/// unreaped by it, and once the limit is back every fd is accounted for.
+fn fd_exhaustion(fallback: bool) {
+    setup(fallback);
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::new().unwrap();
+    let warm = reaper.spawn(&Command::new("true")).unwrap();
+    assert_eq!(
+        exit_of(&mut reaper, warm.id()).status,
+        ExitStatus::Exited(0)
+    );
+    check_mode(fallback);
+    let before = support::self_fds();
+    // The limit at which exactly 12 fd numbers are free below it (fds
+    // already open above a lowered limit stay valid: only new ones count).
+    let open: BTreeSet<i32> = before.iter().map(|(fd, _)| *fd).collect();
+    let limit = (0..)
+        .filter(|fd| !open.contains(fd))
+        .nth(11)
+        .expect("a free fd number")
+        + 1;
+
+    let mut orig = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut orig), 0);
+        let low = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: orig.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0);
+    }
+
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stop_ladder(StopLadder::kill_only());
+    // Each live child keeps its pidfd and three pipe ends: a dozen free fds
+    // run out within a few spawns.
+    let mut live = Vec::new();
+    let err = loop {
+        match reaper.spawn(&cmd) {
+            Ok(child) => {
+                guard.track(child.pid());
+                live.push(child);
+                assert!(live.len() < 12, "12 free fds never ran out");
+            }
+            Err(e) => break e,
+        }
+    };
+    match &err {
+        Error::Os { op, source } => {
+            assert_eq!(source.raw_os_error(), Some(libc::EMFILE), "{err}");
+            assert!(err.to_string().starts_with(op), "{err}");
+        }
+        other => panic!("expected Error::Os with EMFILE, got {other:?}"),
+    }
+    // The failed spawn left nothing: only the supervised children exist.
+    assert_eq!(reaper.len(), live.len());
+    let mut kids = support::own_children();
+    kids.sort_unstable();
+    let mut expected: Vec<u32> = live.iter().map(|c| c.pid()).collect();
+    expected.sort_unstable();
+    assert_eq!(kids, expected, "a child outside the reaper exists");
+
+    // SAFETY: restores the limit read above.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &orig), 0);
+    }
+    // With fds free again, spawning works.
+    let ok = reaper.spawn(&Command::new("true")).unwrap();
+    assert_eq!(exit_of(&mut reaper, ok.id()).status, ExitStatus::Exited(0));
+
+    let report = reaper.shutdown(LONG).unwrap();
+    assert_eq!(report.exited.len(), live.len());
+    assert!(report.stuck.is_empty());
+    drop(live);
+    // The guard holds a pidfd per tracked child: close them before counting.
+    drop(guard);
+    assert_eq!(support::self_fds(), before, "fds leaked");
+    assert_no_children_left("after the shutdown");
 }
 
 /// Missing program, non-executable file, directory, bad format, bad

@@ -629,10 +629,22 @@ impl Spawner {
                     // have been reused.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                     let _ = reap_pid_exiting(pid);
-                    return Attempt::Done(Err(SpawnError::Unsupported {
-                        what: "pidfd_open",
-                        source: e.into(),
-                    }));
+                    // ENOSYS, or EPERM from a seccomp filter: no pidfds here
+                    // (pitfall 16). Anything else (EMFILE, ENOMEM) is a
+                    // passing shortage, not a missing feature.
+                    let source = io::Error::from(e);
+                    let err = if matches!(source.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+                        SpawnError::Unsupported {
+                            what: "pidfd_open",
+                            source,
+                        }
+                    } else {
+                        SpawnError::Os {
+                            op: "pidfd_open",
+                            source,
+                        }
+                    };
+                    return Attempt::Done(Err(err));
                 }
             }
         };
