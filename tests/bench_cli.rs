@@ -226,3 +226,86 @@ fn help_exits_0() {
         out.stdout
     );
 }
+
+/// `(ppid, starttime)` of a live (not zombie) process, from /proc/PID/stat.
+fn ppid_and_start(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Every live child of `parent`, with its start time.
+fn children_of(parent: u32) -> Vec<(u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| match ppid_and_start(pid) {
+            Some((ppid, start)) if ppid == parent => Some((pid, start)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tool that measures reapers must not leak processes itself: SIGTERM
+/// in the middle of a run stops and reaps every child it had, the reference
+/// loop's too (they have no parent-death signal), and exits 128 + 15.
+#[test]
+fn sigterm_mid_run_leaves_no_child_behind() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pidreap"))
+        .args(["bench", "--iterations", "1000000", "--children", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pidreap bench");
+    let pid = child.id();
+    // Watch its children for a while: the other live children, and the
+    // pidreap and reference sleepers that come and go.
+    let mut seen = std::collections::BTreeSet::new();
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) || seen.len() < 22 {
+        seen.extend(children_of(pid));
+        assert!(
+            watch.elapsed() < Duration::from_secs(20),
+            "pidreap bench never had its children: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: kill with our own child's pid (unreaped, so not reused).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pidreap bench did not end within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Leftovers are killed before any assertion, so a failure leaks nothing.
+    let alive: Vec<_> = seen
+        .iter()
+        .filter(|&&(p, start)| ppid_and_start(p).is_some_and(|(_, s)| s == start))
+        .collect();
+    for &(p, _) in &alive {
+        // SAFETY: kill with a pid whose start time was just checked.
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(128 + 15), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(
+        alive.is_empty(),
+        "children of the interrupted bench still alive: {alive:?} (of {} seen)",
+        seen.len()
+    );
+}

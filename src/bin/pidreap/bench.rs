@@ -28,7 +28,18 @@ const EXIT_NOT_FOUND: i32 = 127;
 
 /// What the kill-to-reap children (and the other live children) run.
 const SLEEP: &str = "sleep";
+/// pidreap's sleepers die with the bench (PDEATHSIG), whenever it ends.
 const SLEEP_ARG: &str = "3600";
+/// The reference loop's sleepers have no parent-death signal (that is the
+/// baseline's point), so they get a short life of their own: should the
+/// bench be SIGKILLed, they outlive it by this much at most. A reference
+/// child is SIGKILLed within its settle bound (1 s) of starting.
+const REF_SLEEP_ARG: &str = "20";
+
+/// Signals that end the bench early. They are read from the reaper's
+/// signalfd between iterations, so that every child is stopped and reaped
+/// before the bench exits with 128 + the signal.
+const STOP: [Signal; 4] = [Signal::INT, Signal::TERM, Signal::HUP, Signal::QUIT];
 
 const HELP: &str = "\
 pidreap bench: measure kill-to-reap latency and spawn-and-reap cost here
@@ -57,8 +68,12 @@ the time from the spawn call to the reap, and its rate.
 The reference column is a minimal pidfd + epoll loop over std's spawn
 (posix_spawn, no PDEATHSIG), run interleaved in this same process.
 
+Ctrl-C, SIGTERM, SIGHUP or SIGQUIT end the run early: every child is stopped
+and reaped first, then pidreap exits with 128 + the signal number.
+
 Exit status: 0 when measured; 125 for bad flags or values or a failure of
-pidreap's own; 126 or 127 when PROGRAM cannot be executed or is not found.
+pidreap's own; 126 or 127 when PROGRAM cannot be executed or is not found;
+128 + N when interrupted by signal N.
 ";
 
 #[derive(Debug, Clone)]
@@ -102,10 +117,23 @@ impl Failure {
             msg: msg.into(),
         }
     }
+
+    fn interrupted(signal: Signal) -> Failure {
+        Failure {
+            code: 128 + signal.as_raw(),
+            msg: format!("interrupted by {signal}; every child was stopped and reaped"),
+        }
+    }
 }
 
 /// Runs `pidreap bench ARGS`; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    // Before any thread exists: Ctrl-C and friends wait in the reaper's
+    // signalfd, so that an interrupted bench cleans up before it exits.
+    if let Err(e) = pidreap::block_signals(&STOP) {
+        eprintln!("pidreap: error: {e}");
+        return EXIT_OWN_ERROR;
+    }
     let opts = match parse(args) {
         Ok(Some(opts)) => opts,
         Ok(None) => {
@@ -291,7 +319,10 @@ fn run(opts: &Options) -> Result<(), Failure> {
         std::hint::black_box(&mut ballast);
     }
 
-    let mut reaper = Reaper::new().map_err(pidreap_fail("creating the reaper"))?;
+    let mut reaper = Reaper::builder()
+        .handle_signals(&STOP)
+        .build()
+        .map_err(pidreap_fail("creating the reaper"))?;
     let mut sleeper = Command::new(SLEEP);
     sleeper
         .arg(SLEEP_ARG)
@@ -336,6 +367,7 @@ fn measure(
     progress: &mut Progress,
 ) -> Result<Results, Failure> {
     for i in 0..opts.children {
+        check_interrupt(reaper)?;
         progress.show(|| format!("starting other children {i}/{}", opts.children));
         reaper
             .spawn(sleeper)
@@ -368,11 +400,12 @@ fn measure(
     // Kill-to-reap, pidreap and reference alternating who goes first.
     let mut std_sleeper = std::process::Command::new(SLEEP);
     std_sleeper
-        .arg(SLEEP_ARG)
+        .arg(REF_SLEEP_ARG)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     for i in 0..opts.iterations {
+        check_interrupt(reaper)?;
         progress.show(|| format!("kill-to-reap {i}/{}", opts.iterations));
         for turn in 0..2 {
             if (i + turn) % 2 == 0 {
@@ -423,6 +456,7 @@ fn measure(
         .stderr(std::process::Stdio::null());
     let program = opts.program.to_string_lossy();
     for i in 0..opts.iterations {
+        check_interrupt(reaper)?;
         progress.show(|| format!("spawn-and-reap {i}/{}", opts.iterations));
         for turn in 0..2 {
             if (i + turn) % 2 == 0 {
@@ -475,6 +509,29 @@ fn measure(
     }
     r.reference_note = reference_note;
     Ok(r)
+}
+
+/// Ends the measurement if one of [`STOP`] arrived. The caller's cleanup
+/// (the reaper's children, the reference loop's on drop) then runs before
+/// the bench exits. Other events at this point are exits of the other live
+/// children, which nobody expects: they are logged.
+fn check_interrupt(reaper: &mut Reaper) -> Result<(), Failure> {
+    reaper
+        .poll(Some(Duration::ZERO))
+        .map_err(pidreap_fail("polling"))?;
+    while let Some(ev) = reaper.next_event() {
+        match ev {
+            Event::Signal { signal, .. } => return Err(Failure::interrupted(signal)),
+            Event::Exited(exit) => {
+                log::warn!(
+                    "another child exited during the measurement: {}",
+                    exit.status
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn kill_ref_once(
