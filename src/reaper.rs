@@ -653,12 +653,8 @@ impl Reaper {
             if let Some(ev) = self.queue.pop_front() {
                 return Ok(Some(ev));
             }
-            let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => Some(left),
-                    None => return Ok(None),
-                },
-                None => None,
+            let Some(left) = time_left(deadline) else {
+                return Ok(None);
             };
             self.poll(left)?;
         }
@@ -682,12 +678,8 @@ impl Reaper {
             if self.engine.get(id).is_none() {
                 return Err(Error::NoSuchChild(id));
             }
-            let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => Some(left),
-                    None => return Ok(None),
-                },
-                None => None,
+            let Some(left) = time_left(deadline) else {
+                return Ok(None);
             };
             self.poll(left)?;
         }
@@ -716,18 +708,13 @@ impl Reaper {
                 .saturating_add(kill_timeout)
                 .saturating_add(Duration::from_millis(50)),
         );
-        while !self.engine.is_empty()
-            && self
-                .engine
-                .ids()
-                .any(|id| self.engine.phase(id) != Some(Phase::Stuck))
+        while self
+            .engine
+            .ids()
+            .any(|id| self.engine.phase(id) != Some(Phase::Stuck))
         {
-            let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => Some(left),
-                    None => break,
-                },
-                None => None,
+            let Some(left) = time_left(deadline) else {
+                break;
             };
             self.poll(left)?;
         }
@@ -973,10 +960,10 @@ impl Drop for Reaper {
         self.after_change();
         let deadline = now + DROP_REAP_BOUND;
         while !self.engine.is_empty() {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            let Some(left) = time_left(Some(deadline)) else {
                 break;
             };
-            if self.poll(Some(left)).is_err() {
+            if self.poll(left).is_err() {
                 break;
             }
         }
@@ -986,6 +973,15 @@ impl Drop for Reaper {
                 self.engine.len()
             );
         }
+    }
+}
+
+/// What is left until `deadline` (`None`: no deadline), as a timeout for
+/// [`Reaper::poll`]; `None` once it has passed.
+fn time_left(deadline: Option<Instant>) -> Option<Option<Duration>> {
+    match deadline {
+        Some(d) => d.checked_duration_since(Instant::now()).map(Some),
+        None => Some(None),
     }
 }
 

@@ -449,6 +449,16 @@ fn check_mode(fallback: bool) {
     }
 }
 
+/// Spawns and reaps one `true`, so that whatever the reaper creates lazily
+/// exists before a test counts fds, and checks which spawn path is in use.
+#[track_caller]
+fn warm_up(reaper: &mut Reaper, fallback: bool) -> pidreap::Exit {
+    let child = reaper.spawn(&Command::new("true")).unwrap();
+    let exit = exit_of(reaper, child.id());
+    check_mode(fallback);
+    exit
+}
+
 #[track_caller]
 fn exit_of(reaper: &mut Reaper, id: pidreap::ChildId) -> pidreap::Exit {
     match reaper.wait(id, Some(LONG)) {
@@ -611,12 +621,7 @@ fn fd_exhaustion(fallback: bool) {
     setup(fallback);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
-    let warm = reaper.spawn(&Command::new("true")).unwrap();
-    assert_eq!(
-        exit_of(&mut reaper, warm.id()).status,
-        ExitStatus::Exited(0)
-    );
-    check_mode(fallback);
+    assert_eq!(warm_up(&mut reaper, fallback).status, ExitStatus::Exited(0));
     let before = support::self_fds();
     // The limit at which exactly 12 fd numbers are free below it (fds
     // already open above a lowered limit stay valid: only new ones count).
@@ -709,12 +714,7 @@ fn exec_errors_leak_nothing(fallback: bool) {
     let mut reaper = Reaper::new().unwrap();
     // Warm up: whatever is created lazily exists before the count.
     let _ = reaper.spawn(&Command::new(&missing));
-    let child = reaper.spawn(&Command::new("true")).unwrap();
-    assert_eq!(
-        exit_of(&mut reaper, child.id()).status,
-        ExitStatus::Exited(0)
-    );
-    check_mode(fallback);
+    assert_eq!(warm_up(&mut reaper, fallback).status, ExitStatus::Exited(0));
 
     let before = support::self_fds();
     for round in 0..50 {
@@ -779,9 +779,7 @@ fn exec_errors_leak_nothing(fallback: bool) {
 fn spawn_reap_cycles(fallback: bool, n: usize) {
     setup(fallback);
     let mut reaper = Reaper::new().unwrap();
-    let child = reaper.spawn(&Command::new("true")).unwrap();
-    exit_of(&mut reaper, child.id());
-    check_mode(fallback);
+    warm_up(&mut reaper, fallback);
     let before = support::self_fds();
     for i in 0..n {
         let mut cmd;

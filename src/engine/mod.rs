@@ -285,27 +285,12 @@ impl<T> Engine<T> {
 
     /// The ids of all live children.
     pub fn ids(&self) -> impl Iterator<Item = ChildId> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.entry.as_ref().map(|_| ChildId {
-                index: i as u32,
-                generation: s.generation,
-            })
-        })
+        self.iter_entries().map(|(id, _)| id)
     }
 
     /// The ids and data of all live children.
     pub fn iter(&self) -> impl Iterator<Item = (ChildId, &T)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.entry.as_ref().map(|e| {
-                (
-                    ChildId {
-                        index: i as u32,
-                        generation: s.generation,
-                    },
-                    &e.data,
-                )
-            })
-        })
+        self.iter_entries().map(|(id, e)| (id, &e.data))
     }
 
     /// The child was reaped: forget it and return its data. Returns `None`
