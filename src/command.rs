@@ -101,7 +101,9 @@ pub struct Command {
     death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
     group: Option<GroupId>,
-    setup_delay: Option<Duration>,
+    /// Test hook (feature `testing`): see [`crate::testing::setup_delay`].
+    #[cfg(feature = "testing")]
+    pub(crate) setup_delay: Option<Duration>,
 }
 
 impl Command {
@@ -121,6 +123,7 @@ impl Command {
             death_signal: Some(Signal::KILL),
             ladder: None,
             group: None,
+            #[cfg(feature = "testing")]
             setup_delay: None,
         }
     }
@@ -239,14 +242,6 @@ impl Command {
     /// cancel token stop it.
     pub fn group(&mut self, group: GroupId) -> &mut Command {
         self.group = Some(group);
-        self
-    }
-
-    /// Test hook: the child sleeps this long before `PR_SET_PDEATHSIG`, to
-    /// widen the "parent died first" window in tests. Not for production.
-    #[doc(hidden)]
-    pub fn __setup_delay(&mut self, delay: Duration) -> &mut Command {
-        self.setup_delay = Some(delay);
         self
     }
 
@@ -434,6 +429,7 @@ impl Command {
                 pgid: self.pgid,
                 death_signal: self.death_signal.map(Signal::as_raw),
                 nofile,
+                #[cfg(feature = "testing")]
                 setup_delay: self.setup_delay,
             },
             child_ends: keep,

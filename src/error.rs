@@ -91,6 +91,25 @@ impl Error {
     pub fn is_not_executable(&self) -> bool {
         matches!(self, Error::Exec { .. }) && !self.is_not_found()
     }
+
+    /// The exit status a supervisor command reports for this error, by the
+    /// convention of shells, tini and `docker run`: 127 when the program was
+    /// not found, 126 when it could not be executed, 125 for anything else
+    /// (the supervisor's own failure).
+    ///
+    /// ```
+    /// let e = pidreap::Error::InvalidInput("bad".into());
+    /// assert_eq!(e.exit_code(), 125);
+    /// ```
+    pub fn exit_code(&self) -> i32 {
+        if self.is_not_found() {
+            127
+        } else if self.is_not_executable() {
+            126
+        } else {
+            125
+        }
+    }
 }
 
 /// The crate's result type.

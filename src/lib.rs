@@ -74,6 +74,8 @@ mod reaper;
 mod signal;
 mod status;
 mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use command::{Command, Stdio};
 pub use engine::{ChildId, GroupId, StopLadder};

@@ -924,13 +924,6 @@ impl Reaper {
     pub fn spawn_mode() -> &'static str {
         spawn::describe_mode()
     }
-
-    /// Test hook: forces the fork-class fallback spawn path for the whole
-    /// process (`true`), or lets it probe again (`false`).
-    #[doc(hidden)]
-    pub fn __force_fallback_spawn(on: bool) {
-        spawn::force_fallback(on);
-    }
 }
 
 impl AsRawFd for Reaper {

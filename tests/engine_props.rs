@@ -17,8 +17,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use pidreap::engine::sim::{self, Stats};
 use pidreap::engine::{Action, ChildId, Engine, Phase};
+use pidreap::testing::sim::{self, Stats};
 use pidreap::{Signal, StopLadder};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

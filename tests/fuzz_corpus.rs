@@ -1,12 +1,12 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/engine/`) through
-//! `pidreap::engine::sim::run`, the function the fuzz target calls, so that
+//! `pidreap::testing::sim::run`, the function the fuzz target calls, so that
 //! every input the fuzzer (or a person) found interesting stays checked on
 //! every `cargo test`, without nightly or cargo-fuzz.
 
 use std::fs;
 use std::path::Path;
 
-use pidreap::engine::sim::{self, Stats};
+use pidreap::testing::sim::{self, Stats};
 
 #[test]
 fn fuzz_corpus_replays_clean() {

@@ -338,7 +338,7 @@ fn run_role(role: &str) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if std::env::var_os(FALLBACK).is_some() {
-        Reaper::__force_fallback_spawn(true);
+        pidreap::testing::force_fork_class(true);
     }
     match role {
         "workers" => helper_workers(),
@@ -384,7 +384,7 @@ fn helper_delayed() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    cmd.__setup_delay(DELAY);
+    pidreap::testing::setup_delay(&mut cmd, DELAY);
     println!("spawning");
     std::io::stdout().flush().unwrap();
     let r = reaper.spawn(&cmd);
@@ -430,7 +430,7 @@ fn sh(script: &str) -> Command {
 
 fn setup(fallback: bool) {
     if fallback {
-        Reaper::__force_fallback_spawn(true);
+        pidreap::testing::force_fork_class(true);
     }
 }
 

@@ -6,7 +6,7 @@
 //! current [`Instant`], [`Engine::poll_timeout`] says when it next wants to be
 //! woken, and [`Engine::poll_action`] drains what it wants done. This makes
 //! it deterministic, so it is tested with random event sequences
-//! ([`sim`]) and fuzzed.
+//! (`pidreap::testing::sim`, feature `testing`) and fuzzed.
 //!
 //! Runtimes that bring their own event loop can drive an `Engine` directly:
 //!
@@ -34,7 +34,6 @@
 
 mod ladder;
 pub mod restart;
-pub mod sim;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

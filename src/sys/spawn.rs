@@ -372,6 +372,7 @@ pub(crate) struct SpawnRequest {
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub nofile: Option<(u64, u64)>,
     /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
+    #[cfg(feature = "testing")]
     pub setup_delay: Option<Duration>,
 }
 
@@ -533,7 +534,10 @@ impl Spawner {
                 keep_below = keep_below.max(raw + 1);
             }
         }
+        #[cfg(feature = "testing")]
         let delay = req.setup_delay.unwrap_or_default();
+        #[cfg(not(feature = "testing"))]
+        let delay = Duration::ZERO;
         let mut result = ChildResult::default();
         let plan = Plan {
             candidates: candidates.as_ptr(),

@@ -25,7 +25,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
 use pidreap::engine::restart::{Decision, ExitKind, Restarter, StopReason};
-use pidreap::{ChildId, Command, Error, Event, ExitStatus, Reaper, Signal, StopLadder};
+use pidreap::{ChildId, Command, Event, ExitStatus, Reaper, Signal, StopLadder};
 
 use crate::cli::{ForwardTo, RunOptions};
 
@@ -42,10 +42,6 @@ pub const FORWARDED: [Signal; 7] = [
 
 /// pidreap's own errors (bad option, bad value, a failed system call).
 pub const EXIT_OWN_ERROR: i32 = 125;
-/// PROGRAM was found but could not be executed.
-pub const EXIT_NOT_EXECUTABLE: i32 = 126;
-/// PROGRAM was not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// A 64-bit random number for the back-off's jitter, without a random
 /// number crate: std's `RandomState` is seeded from the OS (getrandom) once
@@ -140,7 +136,7 @@ impl Supervisor<'_> {
             }
             Err(e) => {
                 log::error!("{e}");
-                Err(spawn_error_code(&e))
+                Err(e.exit_code())
             }
         }
     }
@@ -281,17 +277,5 @@ impl Supervisor<'_> {
         if self.reaper.poll(Some(Duration::ZERO)).is_ok() {
             while self.reaper.next_event().is_some() {}
         }
-    }
-}
-
-/// The exit code for a failed spawn: 127 not found, 126 not executable,
-/// 125 anything else.
-fn spawn_error_code(e: &Error) -> i32 {
-    if e.is_not_found() {
-        EXIT_NOT_FOUND
-    } else if e.is_not_executable() {
-        EXIT_NOT_EXECUTABLE
-    } else {
-        EXIT_OWN_ERROR
     }
 }

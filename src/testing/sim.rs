@@ -23,7 +23,7 @@
 //! (`fuzz/fuzz_targets/engine.rs`) and the replay of the checked-in corpus.
 //!
 //! ```
-//! let stats = pidreap::engine::sim::run(&[0, 0, 0, 1, 0, 0, 8, 200, 0]).unwrap();
+//! let stats = pidreap::testing::sim::run(&[0, 0, 0, 1, 0, 0, 8, 200, 0]).unwrap();
 //! assert_eq!(stats.spawned, 1);
 //! assert_eq!(stats.reaped, 1);
 //! ```
@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
+use crate::engine::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
 use crate::Signal;
 
 /// What happened in one simulated run, for checking that a test exercised
