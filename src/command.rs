@@ -1,28 +1,26 @@
 //! The [`Command`] builder: what to run and how.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(feature = "testing")]
 use std::time::Duration;
 
 use crate::engine::{GroupId, StopLadder};
-use crate::error::{Error, Result};
-use crate::sys::spawn::{ChildFd, SpawnRequest};
-use crate::Signal;
+use crate::signal::Signal;
 
 /// What a child's stdin, stdout or stderr is connected to.
 ///
 /// Clonable, so that a [`Command`] can be spawned again (restarts): an fd
 /// given with [`Stdio::from`] is shared by every spawn.
 #[derive(Debug, Clone)]
-pub struct Stdio(StdioKind);
+pub struct Stdio(pub(crate) StdioKind);
 
 #[derive(Debug, Clone)]
-enum StdioKind {
+pub(crate) enum StdioKind {
     Inherit,
     Null,
     Piped,
@@ -90,15 +88,17 @@ impl From<File> for Stdio {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Command {
-    program: OsString,
-    arg0: Option<OsString>,
-    args: Vec<OsString>,
-    env_clear: bool,
-    env: BTreeMap<OsString, Option<OsString>>,
-    cwd: Option<PathBuf>,
-    stdio: [Stdio; 3],
-    pgid: Option<i32>,
-    death_signal: Option<Signal>,
+    // Read by the spawn plan (`crate::spawn::plan`), which turns them into
+    // what the child needs.
+    pub(crate) program: OsString,
+    pub(crate) arg0: Option<OsString>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env_clear: bool,
+    pub(crate) env: BTreeMap<OsString, Option<OsString>>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [Stdio; 3],
+    pub(crate) pgid: Option<i32>,
+    pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
     group: Option<GroupId>,
     /// Test hook (feature `testing`): see [`crate::testing::setup_delay`].
@@ -287,163 +287,6 @@ impl Command {
     pub(crate) fn leads_group(&self) -> bool {
         self.pgid == Some(0)
     }
-
-    /// Builds everything the child needs, in the parent, before the clone.
-    pub(crate) fn prepare(&self, nofile: Option<(u64, u64)>) -> Result<Prepared> {
-        let cstr = |what: &str, s: &OsStr| {
-            CString::new(s.as_bytes())
-                .map_err(|_| Error::InvalidInput(format!("{what} {s:?} contains a NUL byte")))
-        };
-        let program_c = cstr("program", &self.program)?;
-        let mut argv = Vec::with_capacity(self.args.len() + 1);
-        argv.push(cstr(
-            "argv[0]",
-            self.arg0.as_deref().unwrap_or(&self.program),
-        )?);
-        for a in &self.args {
-            argv.push(cstr("argument", a)?);
-        }
-
-        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
-            BTreeMap::new()
-        } else {
-            std::env::vars_os().collect()
-        };
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => env.insert(k.clone(), v.clone()),
-                None => env.remove(k),
-            };
-        }
-        let mut envp = Vec::with_capacity(env.len());
-        for (k, v) in &env {
-            if k.is_empty() || k.as_bytes().contains(&b'=') {
-                return Err(Error::InvalidInput(format!(
-                    "environment variable name {k:?} is empty or holds '='"
-                )));
-            }
-            let mut kv = k.clone().into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            envp.push(CString::new(kv).map_err(|_| {
-                Error::InvalidInput(format!("environment variable {k:?} contains a NUL byte"))
-            })?);
-        }
-
-        let candidates = if self.program.as_bytes().contains(&b'/') {
-            vec![program_c]
-        } else if self.program.is_empty() {
-            return Err(Error::InvalidInput("the program name is empty".into()));
-        } else {
-            let path = match self.env.get(OsStr::new("PATH")) {
-                Some(Some(p)) => p.clone(),
-                _ => std::env::var_os("PATH")
-                    .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            };
-            let mut out = Vec::new();
-            for dir in path.as_bytes().split(|&b| b == b':') {
-                let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-                let mut full = dir.to_vec();
-                full.push(b'/');
-                full.extend_from_slice(self.program.as_bytes());
-                if let Ok(c) = CString::new(full) {
-                    out.push(c);
-                }
-            }
-            out
-        };
-
-        let cwd = match &self.cwd {
-            Some(d) => Some(cstr("directory", d.as_os_str())?),
-            None => None,
-        };
-
-        let mut keep = Vec::new();
-        let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
-        let mut child_fds = [ChildFd::Inherit; 3];
-        let mut null: Option<i32> = None;
-        for (i, cfg) in self.stdio.iter().enumerate() {
-            let child_side: Option<OwnedFd> = match &cfg.0 {
-                StdioKind::Inherit => None,
-                StdioKind::Null => {
-                    if let Some(raw) = null {
-                        child_fds[i] = ChildFd::From(raw);
-                        continue;
-                    }
-                    let fd = crate::sys::fd::dev_null().map_err(|source| Error::Os {
-                        op: "opening /dev/null",
-                        source,
-                    })?;
-                    Some(fd)
-                }
-                StdioKind::Piped => {
-                    let (r, w) = crate::sys::fd::pipe().map_err(|source| Error::Os {
-                        op: [
-                            "creating the stdin pipe",
-                            "creating the stdout pipe",
-                            "creating the stderr pipe",
-                        ][i],
-                        source,
-                    })?;
-                    let (parent, child) = if i == 0 { (w, r) } else { (r, w) };
-                    parent_ends[i] = Some(parent);
-                    Some(child)
-                }
-                StdioKind::Fd(fd) => {
-                    // Shared with the caller: duplicate, so we can move it
-                    // above 2 and close it after the spawn.
-                    let dup =
-                        rustix::io::fcntl_dupfd_cloexec(fd.as_ref(), 3).map_err(|e| Error::Os {
-                            op: "duplicating a stdio fd",
-                            source: e.into(),
-                        })?;
-                    Some(dup)
-                }
-            };
-            if let Some(fd) = child_side {
-                // Sources must be above 2, or dup3 onto 0..2 could clobber one
-                // another.
-                let fd = if fd.as_raw_fd() < 3 {
-                    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map_err(|e| Error::Os {
-                        op: "moving a stdio fd above 2",
-                        source: e.into(),
-                    })?
-                } else {
-                    fd
-                };
-                child_fds[i] = ChildFd::From(fd.as_raw_fd());
-                if matches!(cfg.0, StdioKind::Null) {
-                    null = Some(fd.as_raw_fd());
-                }
-                keep.push(fd);
-            }
-        }
-
-        Ok(Prepared {
-            request: SpawnRequest {
-                candidates,
-                argv,
-                envp,
-                cwd,
-                stdio: child_fds,
-                pgid: self.pgid,
-                death_signal: self.death_signal.map(Signal::as_raw),
-                nofile,
-                #[cfg(feature = "testing")]
-                setup_delay: self.setup_delay,
-            },
-            child_ends: keep,
-            parent_ends,
-        })
-    }
-}
-
-/// A spawn ready to go: the request, the child's ends of its stdio (closed
-/// in the parent after the spawn), and the parent's ends of its pipes.
-pub(crate) struct Prepared {
-    pub(crate) request: SpawnRequest,
-    pub(crate) child_ends: Vec<OwnedFd>,
-    pub(crate) parent_ends: [Option<OwnedFd>; 3],
 }
 
 impl From<&std::process::Command> for Command {

@@ -51,13 +51,18 @@
 //!
 //! # Shape
 //!
-//! - [`engine`]: the sans-IO core, per-child stop state machines and a
-//!   deadline queue, with no system calls and no clock. Runtimes with their
-//!   own loop can drive it directly.
+//! Three layers, each depending only on the ones below it:
+//!
+//! - [`engine`]: the sans-IO core, per-child stop state machines, a
+//!   deadline queue and the restart policy, with no system calls and no
+//!   clock. Runtimes with their own loop can drive it directly.
 //! - [`Reaper`]: the thin `mio` shell that turns kernel events into engine
 //!   inputs and engine actions into system calls. Its fd nests in other
-//!   event loops.
-//! - `sys` (private): every `unsafe` block, each with its `// SAFETY:` note.
+//!   event loops. Spawning goes through one path: the [`Command`] builder,
+//!   a spawn plan built from it, then the sys layer's clone.
+//! - `sys` (private): every `unsafe` block of the crate, each with its
+//!   `// SAFETY:` note and the man page it follows. The compiler holds the
+//!   line: `unsafe` is denied everywhere else and forbidden in the engine.
 //!
 //! # Requirements
 //!
@@ -65,24 +70,27 @@
 //! `waitid(P_PIDFD)`; 5.9+ for the fd-table sharing fast path (detected at
 //! run time, with a fallback and one log line).
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 #![cfg(target_os = "linux")]
 
 mod command;
 pub mod engine;
 mod error;
 mod reaper;
+mod setup;
 mod signal;
+mod spawn;
 mod status;
+#[allow(unsafe_code)]
 mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use command::{Command, Stdio};
-pub use engine::{ChildId, GroupId, StopLadder};
+pub use engine::id::{ChildId, GroupId};
+pub use engine::ladder::{Step, StopLadder};
 pub use error::{Error, Result};
-pub use reaper::{
-    block_signals, raise_fd_limit, CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown,
-    STOP_SIGNALS,
-};
+pub use reaper::{CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown};
+pub use setup::{block_signals, raise_fd_limit, STOP_SIGNALS};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Exit, ExitStatus, ResourceUsage};

@@ -17,8 +17,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use pidreap::engine::{Action, ChildId, Engine, Phase};
+use pidreap::engine::{Action, Engine, Phase};
 use pidreap::testing::sim::{self, Stats};
+use pidreap::ChildId;
 use pidreap::{Signal, StopLadder};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -338,7 +339,7 @@ proptest! {
         let dues = rung_dues(&ladder, stop_at);
         let kill_due = stop_at + ladder.total_grace();
         prop_assert_eq!(*dues.last().unwrap(), kill_due);
-        let stuck_due = kill_due + ladder.stuck_after();
+        let stuck_due = kill_due + ladder.get_kill_timeout();
         // Every deadline the engine should hold, in order.
         let deadlines: Vec<Instant> = dues[1..].iter().copied().chain([stuck_due]).collect();
 
@@ -385,7 +386,7 @@ proptest! {
         // Nothing more, however long we wait, until the reap.
         e.handle_timeout(now + ms(1_000_000));
         prop_assert!(drain(&mut e).is_empty());
-        prop_assert_eq!(e.reaped(id), Some(()));
+        prop_assert_eq!(e.remove(id), Some(()));
         prop_assert!(e.is_empty());
     }
 
@@ -464,7 +465,7 @@ proptest! {
         prop_assert!(kill_at >= kill_due, "SIGKILL {:?} before its deadline", kill_due - kill_at);
         let expected = if ladder.steps().is_empty() { Some(start_call) } else { trace.first_handle(from, kill_due) };
         prop_assert_eq!(Some(kill_call), expected, "SIGKILL off time (due {:?}): {:?}", kill_due - t0, trace.calls);
-        let stuck_due = kill_due + ladder.stuck_after();
+        let stuck_due = kill_due + ladder.get_kill_timeout();
         prop_assert_eq!(trace.stuck_calls(), vec![trace.first_handle(kill_call, stuck_due).unwrap()]);
     }
 }
@@ -584,9 +585,9 @@ proptest! {
                         let mut ids: Vec<ChildId> = live.keys().copied().collect();
                         ids.sort();
                         let id = ids[n % ids.len()];
-                        prop_assert_eq!(e.reaped(id), Some(live[&id]));
+                        prop_assert_eq!(e.remove(id), Some(live[&id]));
                         live.remove(&id);
-                        prop_assert_eq!(e.reaped(id), None, "second reap of {:?}", id);
+                        prop_assert_eq!(e.remove(id), None, "second reap of {:?}", id);
                     }
                 }
                 PoolOp::Stop(n) | PoolOp::StopWithin(n, _) | PoolOp::Kill(n) if !all.is_empty() => {
@@ -655,7 +656,7 @@ proptest! {
                 PoolOp::Reap(n) => {
                     let live: Vec<ChildId> = e.ids().collect();
                     if !live.is_empty() {
-                        prop_assert!(e.reaped(live[n % live.len()]).is_some());
+                        prop_assert!(e.remove(live[n % live.len()]).is_some());
                     }
                 }
                 PoolOp::Stop(n) if !ids.is_empty() => { e.stop(ids[n % ids.len()], now); }
@@ -764,7 +765,7 @@ proptest! {
         }
         prop_assert_eq!(sent[0], Signal::TERM);
         // Still reaped normally.
-        prop_assert_eq!(e.reaped(id), Some(()));
+        prop_assert_eq!(e.remove(id), Some(()));
         prop_assert_eq!(e.poll_timeout(), None);
     }
 }

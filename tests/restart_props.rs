@@ -1,9 +1,9 @@
-//! Properties of the restart policy (`pidreap::engine::restart`), checked
+//! Properties of the restart policy (`pidreap::engine::Restarter`), checked
 //! on random sequences of exits, clocks and randomness.
 
 use std::time::{Duration, Instant};
 
-use pidreap::engine::restart::{
+use pidreap::engine::{
     Backoff, Decision, ExitKind, RestartConfig, RestartPolicy, Restarter, StopReason,
 };
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::Signal;
+use crate::signal::Signal;
 
 /// One rung of a [`StopLadder`]: send `signal`, then wait `grace` for the
 /// child to exit before the next rung.
@@ -16,11 +16,13 @@ pub struct Step {
 
 /// How a child is stopped: a list of (signal, grace) rungs ending in
 /// SIGKILL, and how long to wait after SIGKILL before reporting the child as
-/// stuck (a process in uninterruptible sleep cannot die until it wakes:
-/// LINUX-FACTS pitfall 7).
+/// stuck (a process in uninterruptible sleep, state `D` in
+/// [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html),
+/// cannot die until it wakes).
 ///
 /// Every signal of the ladder is followed by SIGCONT, so that a stopped
-/// child can act on it (pitfall 6). A rung whose signal is SIGKILL ends the
+/// child can act on it: a stopped process acts on no signal but SIGKILL
+/// until it is continued ([signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html)). A rung whose signal is SIGKILL ends the
 /// ladder there.
 ///
 /// The defaults are pinned (and tested): SIGTERM, 10 s of grace (as `docker
@@ -42,24 +44,24 @@ pub struct StopLadder {
     kill_timeout: Duration,
 }
 
-/// The default grace after the stop signal.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-/// The default time a child may take to disappear after SIGKILL before it is
-/// reported as stuck.
-pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl Default for StopLadder {
     fn default() -> StopLadder {
-        StopLadder::new(Signal::TERM, DEFAULT_GRACE)
+        StopLadder::new(Signal::TERM, StopLadder::DEFAULT_GRACE)
     }
 }
 
 impl StopLadder {
+    /// The default grace after the stop signal (as `docker stop`).
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+    /// The default time a child may take to disappear after SIGKILL before
+    /// it is reported as stuck.
+    pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// Send `signal`, wait `grace`, then SIGKILL.
     pub fn new(signal: Signal, grace: Duration) -> StopLadder {
         StopLadder {
             steps: Vec::new(),
-            kill_timeout: DEFAULT_KILL_TIMEOUT,
+            kill_timeout: StopLadder::DEFAULT_KILL_TIMEOUT,
         }
         .then(signal, grace)
     }
@@ -68,7 +70,7 @@ impl StopLadder {
     pub fn kill_only() -> StopLadder {
         StopLadder {
             steps: Vec::new(),
-            kill_timeout: DEFAULT_KILL_TIMEOUT,
+            kill_timeout: StopLadder::DEFAULT_KILL_TIMEOUT,
         }
     }
 
@@ -92,8 +94,9 @@ impl StopLadder {
         &self.steps
     }
 
-    /// How long after SIGKILL a child is reported stuck.
-    pub fn stuck_after(&self) -> Duration {
+    /// How long after SIGKILL a child that is still there is reported as
+    /// stuck (set with [`kill_timeout`](StopLadder::kill_timeout)).
+    pub fn get_kill_timeout(&self) -> Duration {
         self.kill_timeout
     }
 
@@ -126,7 +129,7 @@ mod tests {
                 grace: Duration::from_secs(10)
             }]
         );
-        assert_eq!(l.stuck_after(), Duration::from_secs(5));
+        assert_eq!(l.get_kill_timeout(), Duration::from_secs(5));
         assert_eq!(l.first_signal(), Signal::TERM);
     }
 

@@ -28,60 +28,30 @@
 //! assert_eq!(engine.poll_action(), Some(Action::Signal { id, signal: Signal::KILL }));
 //!
 //! // The shell reaped it: the engine forgets it, and will never signal it again.
-//! assert_eq!(engine.reaped(id), Some("worker"));
+//! assert_eq!(engine.remove(id), Some("worker"));
 //! assert_eq!(engine.poll_timeout(), None);
 //! ```
 
-mod ladder;
-pub mod restart;
+#![forbid(unsafe_code)]
+
+pub(crate) mod id;
+pub(crate) mod ladder;
+mod restart;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use ladder::{Step, StopLadder, DEFAULT_GRACE, DEFAULT_KILL_TIMEOUT};
-pub use restart::{Backoff, RestartConfig, RestartPolicy, Restarter};
+pub use restart::{
+    Backoff, Decision, ExitKind, ParsePolicyError, RestartConfig, RestartPolicy, Restarter,
+    StopReason,
+};
 
-use crate::Signal;
+pub(crate) use id::{ChildId, GroupId};
+pub(crate) use ladder::StopLadder;
 
-/// Names one supervised child. Ids are never reused for another child
-/// within one engine: a stale id simply names nobody.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChildId {
-    index: u32,
-    generation: u32,
-}
-
-impl ChildId {
-    /// The slot index (dense, reused after a reap).
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    /// The id as one number (index in the low half, generation in the high
-    /// half), for logs and maps.
-    pub fn as_u64(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
-    }
-}
-
-impl fmt::Debug for ChildId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChildId({}.{})", self.index, self.generation)
-    }
-}
-
-impl fmt::Display for ChildId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.index, self.generation)
-    }
-}
-
-/// Names a group of children that can be stopped together.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub struct GroupId(pub(crate) u32);
+use crate::signal::Signal;
 
 /// Something the engine wants done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +104,7 @@ struct Entry<T> {
 }
 
 #[derive(Debug)]
-struct Slot<T> {
+struct Cell<T> {
     generation: u32,
     entry: Option<Entry<T>>,
 }
@@ -151,7 +121,7 @@ type TimerItem = Reverse<(Instant, u32, u32, u32)>;
 /// which visit each child once.
 #[derive(Debug)]
 pub struct Engine<T> {
-    slots: Vec<Slot<T>>,
+    slots: Vec<Cell<T>>,
     free: Vec<u32>,
     len: usize,
     timers: BinaryHeap<TimerItem>,
@@ -204,7 +174,7 @@ impl<T> Engine<T> {
             }
         } else {
             let index = u32::try_from(self.slots.len()).expect("more than 2^32 children");
-            self.slots.push(Slot {
+            self.slots.push(Cell {
                 generation: 0,
                 entry: Some(entry),
             });
@@ -292,10 +262,10 @@ impl<T> Engine<T> {
         self.iter_entries().map(|(id, e)| (id, &e.data))
     }
 
-    /// The child was reaped: forget it and return its data. Returns `None`
+    /// The child was reaped (or abandoned): forget it and return its data. Returns `None`
     /// for an id that names no live child (a second report of the same reap
     /// included). Nothing is ever sent to this id again.
-    pub fn reaped(&mut self, id: ChildId) -> Option<T> {
+    pub fn remove(&mut self, id: ChildId) -> Option<T> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
@@ -484,7 +454,7 @@ impl<T> Engine<T> {
     fn enter_kill(&mut self, id: ChildId, at: Instant) {
         let entry = self.entry_mut(id).expect("live child");
         entry.phase = Phase::Killed;
-        let stuck_at = at.checked_add(entry.ladder.stuck_after());
+        let stuck_at = at.checked_add(entry.ladder.get_kill_timeout());
         self.actions.push_back(Action::Signal {
             id,
             signal: Signal::KILL,
@@ -601,8 +571,8 @@ mod tests {
         e.handle_timeout(t0 + secs(6));
         assert_eq!(drain(&mut e), vec![Action::Stuck { id }]);
         assert_eq!(e.poll_timeout(), None);
-        assert_eq!(e.reaped(id), Some(()));
-        assert_eq!(e.reaped(id), None);
+        assert_eq!(e.remove(id), Some(()));
+        assert_eq!(e.remove(id), None);
         assert!(e.is_empty());
     }
 
@@ -628,7 +598,10 @@ mod tests {
             .collect();
         assert_eq!(sent, vec![Signal::INT, Signal::KILL]);
         // Stuck is due kill_timeout after the scheduled kill (t0 + 2 s).
-        assert_eq!(e.poll_timeout(), Some(t0 + secs(2) + DEFAULT_KILL_TIMEOUT));
+        assert_eq!(
+            e.poll_timeout(),
+            Some(t0 + secs(2) + StopLadder::DEFAULT_KILL_TIMEOUT)
+        );
     }
 
     #[test]
@@ -656,7 +629,7 @@ mod tests {
         let mut e = Engine::new();
         let a = e.insert(1, StopLadder::default(), None);
         e.stop(a, t0);
-        assert_eq!(e.reaped(a), Some(1));
+        assert_eq!(e.remove(a), Some(1));
         assert!(
             drain(&mut e).is_empty(),
             "queued signals for a reaped child are dropped"

@@ -1,59 +1,5 @@
 //! The restart policy: whether a child that exited is started again, after
-//! how long, and when to give up.
-//!
-//! Like the rest of [`engine`](crate::engine), a [`Restarter`] is sans-IO:
-//! it reads no clock and draws no random numbers. Every input carries the
-//! current [`Instant`], and the randomness for the back-off's jitter is a
-//! `u64` the caller supplies (any source will do: it only spreads restarts
-//! of many supervisors apart). The caller spawns when
-//! [`poll_spawn`](Restarter::poll_spawn) says so, and sleeps until
-//! [`poll_timeout`](Restarter::poll_timeout) in between.
-//!
-//! Three rules, each covered by property tests (`tests/restart_props.rs`):
-//!
-//! - every back-off delay lies in `[min, max]` of the [`Backoff`];
-//! - no interval of length `window` ever holds more than `max_restarts`
-//!   restarts;
-//! - after [`stop`](Restarter::stop), nothing is ever spawned again.
-//!
-//! ```
-//! use std::time::{Duration, Instant};
-//! use pidreap::engine::restart::{
-//!     Backoff, Decision, ExitKind, RestartConfig, RestartPolicy, Restarter, StopReason,
-//! };
-//!
-//! let ms = Duration::from_millis;
-//! let config = RestartConfig {
-//!     policy: RestartPolicy::OnFailure,
-//!     max_restarts: 2,
-//!     window: Duration::from_secs(60),
-//!     backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
-//! };
-//! let mut r = Restarter::new(config);
-//! let t0 = Instant::now();
-//! r.started(t0);
-//!
-//! // The child fails: restart 1 comes after exactly `min` (the first delay
-//! // is never jittered below it).
-//! let d = r.on_exit(t0, ExitKind::Failure, 0);
-//! assert_eq!(d, Decision::Restart { attempt: 1, delay: ms(100), at: t0 + ms(100) });
-//! assert_eq!(r.poll_timeout(), Some(t0 + ms(100)));
-//! assert_eq!(r.poll_spawn(t0 + ms(99)), None, "not yet");
-//! assert_eq!(r.poll_spawn(t0 + ms(100)), Some(1));
-//!
-//! // Fails again: the delay doubles (jitter takes at most a quarter off).
-//! let t1 = t0 + ms(150);
-//! let Decision::Restart { attempt: 2, delay, .. } = r.on_exit(t1, ExitKind::Failure, u64::MAX) else {
-//!     panic!()
-//! };
-//! assert!(delay >= ms(150) && delay <= ms(200));
-//!
-//! // A stop request during the back-off: nothing is spawned, ever.
-//! assert!(r.stop());
-//! assert_eq!(r.poll_timeout(), None);
-//! assert_eq!(r.poll_spawn(t1 + Duration::from_secs(3600)), None);
-//! assert_eq!(r.on_exit(t1, ExitKind::Failure, 0), Decision::GiveUp(StopReason::Stopped));
-//! ```
+//! how long, and when to give up. See [`Restarter`](super::Restarter).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -273,13 +219,72 @@ enum State {
     Done(StopReason),
 }
 
-/// The restart state machine for one supervised program.
+/// The restart state machine for one supervised program: whether a child
+/// that exited is started again, after how long, and when to give up.
 ///
-/// Drive it with [`started`](Restarter::started) once for the first spawn,
-/// [`on_exit`](Restarter::on_exit) at each exit, and
-/// [`poll_spawn`](Restarter::poll_spawn) when
-/// [`poll_timeout`](Restarter::poll_timeout) is due; [`stop`](Restarter::stop)
-/// ends it. See the [module documentation](self) for an example.
+/// Like the rest of [`engine`](crate::engine), a [`Restarter`] is sans-IO:
+/// it reads no clock and draws no random numbers. Every input carries the
+/// current [`Instant`], and the randomness for the back-off's jitter is a
+/// `u64` the caller supplies (any source will do: it only spreads restarts
+/// of many supervisors apart). The caller spawns when
+/// [`poll_spawn`](Restarter::poll_spawn) says so, and sleeps until
+/// [`poll_timeout`](Restarter::poll_timeout) in between.
+///
+/// Three rules, each covered by property tests (`tests/restart_props.rs`):
+///
+/// - every back-off delay lies in `[min, max]` of the [`Backoff`];
+/// - no interval of length `window` ever holds more than `max_restarts`
+///   restarts;
+/// - after [`stop`](Restarter::stop), nothing is ever spawned again.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use pidreap::engine::{
+///     Backoff, Decision, ExitKind, RestartConfig, RestartPolicy, Restarter, StopReason,
+/// };
+///
+/// let ms = Duration::from_millis;
+/// let config = RestartConfig {
+///     policy: RestartPolicy::OnFailure,
+///     max_restarts: 2,
+///     window: Duration::from_secs(60),
+///     backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
+/// };
+/// let mut r = Restarter::new(config);
+/// let t0 = Instant::now();
+/// r.started(t0);
+///
+/// // The child fails: restart 1 comes after exactly `min` (the first delay
+/// // is never jittered below it).
+/// let d = r.on_exit(t0, ExitKind::Failure, 0);
+/// assert_eq!(d, Decision::Restart { attempt: 1, delay: ms(100), at: t0 + ms(100) });
+/// assert_eq!(r.poll_timeout(), Some(t0 + ms(100)));
+/// assert_eq!(r.poll_spawn(t0 + ms(99)), None, "not yet");
+/// assert_eq!(r.poll_spawn(t0 + ms(100)), Some(1));
+///
+/// // Fails again: the delay doubles (jitter takes at most a quarter off).
+/// let t1 = t0 + ms(150);
+/// let Decision::Restart { attempt: 2, delay, .. } = r.on_exit(t1, ExitKind::Failure, u64::MAX) else {
+///     panic!()
+/// };
+/// assert!(delay >= ms(150) && delay <= ms(200));
+///
+/// // A stop request during the back-off: nothing is spawned, ever.
+/// assert!(r.stop());
+/// assert_eq!(r.poll_timeout(), None);
+/// assert_eq!(r.poll_spawn(t1 + Duration::from_secs(3600)), None);
+/// assert_eq!(r.on_exit(t1, ExitKind::Failure, 0), Decision::GiveUp(StopReason::Stopped));
+/// ```
+///
+/// # The order to call it in
+///
+/// 1. [`started`](Restarter::started) once, for the first spawn;
+/// 2. [`on_exit`](Restarter::on_exit) at each exit: it says whether a
+///    restart comes and when;
+/// 3. sleep until [`poll_timeout`](Restarter::poll_timeout), then call
+///    [`poll_spawn`](Restarter::poll_spawn): `Some(attempt)` means spawn
+///    now (the restarter counts it as started);
+/// 4. back to 2; [`stop`](Restarter::stop) at any point ends it.
 ///
 /// The limit: a restart is only granted if, counting it, no interval of
 /// length `window` holds more than `max_restarts` restarts (each counted at

@@ -40,6 +40,12 @@ pub(crate) fn move_high(fd: OwnedFd, floor: i32) -> OwnedFd {
     }
 }
 
+/// A close-on-exec duplicate of `fd`, at 3 or above.
+/// [fcntl(2) F_DUPFD_CLOEXEC](https://man7.org/linux/man-pages/man2/fcntl.2.html)
+pub(crate) fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+}
+
 /// `fd` itself if it is 3 or above, else a close-on-exec duplicate at 3 or
 /// above (the original is closed).
 pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {

@@ -16,6 +16,9 @@ use crate::Signal;
 /// The kernel's signal set: bit `n - 1` stands for signal `n`.
 pub(crate) type KernelSigset = u64;
 
+/// The `sigsetsize` argument of the `rt_sig*` system calls.
+pub(crate) const KERNEL_SIGSET_SIZE: usize = std::mem::size_of::<KernelSigset>();
+
 /// The bit for one signal.
 pub(crate) const fn bit(sig: i32) -> KernelSigset {
     1u64 << (sig - 1)
@@ -49,7 +52,7 @@ fn sigprocmask(how: libc::c_int, set: Option<&KernelSigset>) -> io::Result<Kerne
             how,
             set_ptr,
             &mut old as *mut KernelSigset,
-            std::mem::size_of::<KernelSigset>(),
+            KERNEL_SIGSET_SIZE,
         )
     };
     if r < 0 {

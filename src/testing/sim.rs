@@ -278,7 +278,7 @@ impl Sim {
                     let killed = p
                         .killed_at
                         .ok_or(format!("{id} reported stuck before SIGKILL"))?;
-                    if now < killed + p.ladder.stuck_after() {
+                    if now < killed + p.ladder.get_kill_timeout() {
                         return Err(format!("{id} reported stuck before the kill timeout"));
                     }
                     if p.reaped > 0 {
@@ -303,7 +303,7 @@ impl Sim {
             return Ok(());
         }
         let id = p.id;
-        match self.engine.reaped(id) {
+        match self.engine.remove(id) {
             Some(index) if index == i => {}
             Some(other) => return Err(format!("reaping {id} returned the data of child {other}")),
             None => return Err(format!("engine refused the first reap of {id}")),
@@ -347,7 +347,7 @@ impl Sim {
                 }
             }
             if let Some(k) = p.killed_at {
-                if k + p.ladder.stuck_after() <= self.now && p.stuck_reports == 0 {
+                if k + p.ladder.get_kill_timeout() <= self.now && p.stuck_reports == 0 {
                     return Err(format!(
                         "{} is past its kill timeout and was not reported stuck",
                         p.id
@@ -433,7 +433,7 @@ impl Sim {
             _ => {
                 if let Some(i) = self.pick(a) {
                     let p = &self.procs[i];
-                    if p.reaped > 0 && self.engine.reaped(p.id).is_some() {
+                    if p.reaped > 0 && self.engine.remove(p.id).is_some() {
                         return Err(format!("{} was reaped a second time", p.id));
                     }
                 }

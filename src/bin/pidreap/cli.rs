@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use pidreap::engine::restart::{Backoff, RestartConfig, RestartPolicy};
+use pidreap::engine::{Backoff, RestartConfig, RestartPolicy};
 use pidreap::Signal;
 
 /// Where forwarded signals (and the stop ladder) go.

@@ -24,7 +24,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
-use pidreap::engine::restart::{Decision, ExitKind, Restarter, StopReason};
+use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
 use pidreap::{ChildId, Command, Event, ExitStatus, Reaper, Signal, StopLadder};
 
 use crate::cli::{ForwardTo, RunOptions};

@@ -1,4 +1,15 @@
 //! The [`Reaper`]: one `mio` poll loop that spawns, signals and reaps.
+//!
+//! - `mod.rs` (here): the loop, and what callers ask of it;
+//! - [`builder`]: its options;
+//! - [`event`]: what it hands out;
+//! - [`cancel`]: cancel tokens and their eventfds;
+//! - [`orphans`]: PID-1 and subreaper duty.
+
+mod builder;
+mod cancel;
+mod event;
+mod orphans;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -11,126 +22,31 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+pub use builder::ReaperBuilder;
+pub use cancel::CancelToken;
+pub use event::{Child, Event, Shutdown};
+
 use crate::command::Command;
 use crate::engine::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
 use crate::error::{Error, Result};
+use crate::setup::block_signals;
+use crate::signal::Signal;
 use crate::status::{Exit, ExitStatus, ResourceUsage};
 use crate::sys::fd::{self, TimerFd};
 use crate::sys::pidfd::{self, Reaped};
 use crate::sys::signals::{self, SignalFd};
-use crate::sys::spawn::{self, SpawnError, Spawner, Stage};
-use crate::Signal;
+use crate::sys::spawn::{self, Spawner};
+use cancel::{Cancels, Target};
 
-/// Something the reaper observed.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// A supervised child was reaped.
-    Exited(Exit),
-    /// A child was sent SIGKILL and is still there after its ladder's kill
-    /// timeout (uninterruptible sleep). It stays supervised: if it ever
-    /// exits, an [`Event::Exited`] follows.
-    Stuck {
-        /// Which child.
-        id: ChildId,
-        /// Its pid.
-        pid: u32,
-    },
-    /// A signal arrived on the reaper's signalfd (see
-    /// [`ReaperBuilder::handle_signals`]).
-    Signal {
-        /// The signal.
-        signal: Signal,
-        /// The sender's pid (0 for the kernel).
-        sender_pid: i32,
-    },
-    /// An orphan that was reparented to this process (as PID 1 or a child
-    /// subreaper) exited and was reaped (see
-    /// [`ReaperBuilder::reap_orphans`]).
-    OrphanReaped {
-        /// Its pid.
-        pid: u32,
-        /// How it ended.
-        status: ExitStatus,
-    },
-}
-
-/// A spawned child: its id, its pid, and the supervisor's ends of any
-/// piped stdio. The reaper keeps the pidfd; stop or signal the child
-/// through the [`Reaper`] or a [`CancelToken`].
+/// What the reaper keeps per child, beside the engine's ladder state.
 #[derive(Debug)]
-pub struct Child {
-    id: ChildId,
-    pid: u32,
-    /// The write end of the child's stdin, with [`Stdio::piped`](crate::Stdio::piped).
-    pub stdin: Option<PipeWriter>,
-    /// The read end of the child's stdout, with [`Stdio::piped`](crate::Stdio::piped).
-    pub stdout: Option<PipeReader>,
-    /// The read end of the child's stderr, with [`Stdio::piped`](crate::Stdio::piped).
-    pub stderr: Option<PipeReader>,
-}
-
-impl Child {
-    /// The child's id in its reaper.
-    pub fn id(&self) -> ChildId {
-        self.id
-    }
-
-    /// The child's pid. Valid until the child is reaped; use the reaper to
-    /// signal it, never the pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-}
-
-/// Starts a child's (or a group's) stop ladder from any thread.
-///
-/// `Send + Sync + Clone`. [`cancel`](CancelToken::cancel) writes to an
-/// eventfd the reaper watches: it never blocks and never fails (a counter at
-/// its maximum is still "cancelled"). Cancelling a child that was already
-/// reaped does nothing.
-#[derive(Debug, Clone)]
-pub struct CancelToken {
-    fd: Arc<OwnedFd>,
-}
-
-impl CancelToken {
-    /// Asks the reaper to start the stop ladder. Returns at once.
-    pub fn cancel(&self) {
-        fd::eventfd_signal(self.fd.as_fd());
-    }
-}
-
-/// What a shutdown did.
-#[derive(Debug, Default)]
-pub struct Shutdown {
-    /// The children reaped during the shutdown (and any exits not yet
-    /// handed out before it).
-    pub exited: Vec<Exit>,
-    /// Children still there after SIGKILL and the kill timeout.
-    pub stuck: Vec<ChildId>,
-}
-
-/// Per-child state the reaper keeps beside the engine's.
-#[derive(Debug)]
-struct Slot {
+struct Supervised {
     pidfd: OwnedFd,
     pid: i32,
+    /// The child leads its process group: signals go to the group.
     signal_group: bool,
+    /// The slot of its cancel token, once one was asked for.
     cancel: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Target {
-    Child(ChildId),
-    Group(GroupId),
-    All,
-}
-
-#[derive(Debug)]
-struct CancelReg {
-    fd: Arc<OwnedFd>,
-    target: Target,
 }
 
 const KIND_BITS: usize = 2;
@@ -146,91 +62,6 @@ fn token(kind: usize, index: usize) -> Token {
 /// How long dropping a reaper waits for SIGKILLed children to be reaped.
 const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 
-/// The signals [`ReaperBuilder::handle_signals`] is usually given: the ones
-/// that ask a supervisor to stop or reload.
-pub const STOP_SIGNALS: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, Signal::QUIT];
-
-/// Blocks `signals` in the calling thread so that a reaper's signalfd can
-/// read them. Call it at the top of `main`, before any thread exists: every
-/// thread created afterwards inherits the mask, and a signal that some
-/// thread does not block is delivered there instead of to the signalfd
-/// (LINUX-FACTS pitfall 12).
-///
-/// Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP,
-/// SIGSYS) and SIGKILL/SIGSTOP are refused. Children never inherit the
-/// blocked mask: they get back the mask the process had before the first
-/// call.
-pub fn block_signals(signals: &[Signal]) -> Result<()> {
-    signals::block(signals).map_err(|source| match source.kind() {
-        io::ErrorKind::InvalidInput => Error::InvalidInput(source.to_string()),
-        _ => Error::Os {
-            op: "blocking signals (rt_sigprocmask)",
-            source,
-        },
-    })
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
-/// soft limit. Children get the original soft limit back before exec
-/// (LINUX-FACTS pitfall 20).
-pub fn raise_fd_limit() -> Result<u64> {
-    fd::raise_nofile().map_err(|source| Error::Os {
-        op: "raising RLIMIT_NOFILE",
-        source,
-    })
-}
-
-/// Options for a [`Reaper`].
-#[derive(Debug, Clone, Default)]
-pub struct ReaperBuilder {
-    ladder: Option<StopLadder>,
-    signals: Vec<Signal>,
-    reap_orphans: bool,
-    subreaper: bool,
-}
-
-impl ReaperBuilder {
-    /// The ladder for children whose [`Command`] sets none. Default:
-    /// [`StopLadder::default`] (SIGTERM, 10 s, SIGKILL).
-    pub fn stop_ladder(mut self, ladder: StopLadder) -> ReaperBuilder {
-        self.ladder = Some(ladder);
-        self
-    }
-
-    /// Reads these signals from a signalfd and reports them as
-    /// [`Event::Signal`]. They are blocked in the calling thread (see
-    /// [`block_signals`]: block them at the top of `main` as well, before
-    /// threads exist, or other threads may receive them).
-    pub fn handle_signals(mut self, signals: &[Signal]) -> ReaperBuilder {
-        self.signals = signals.to_vec();
-        self
-    }
-
-    /// Reaps every child of this process that the reaper does not
-    /// supervise, when it exits: the duty of PID 1 and of a child subreaper
-    /// (LINUX-FACTS pitfall 10). Watches SIGCHLD on the signalfd, so SIGCHLD
-    /// is blocked like [`handle_signals`](ReaperBuilder::handle_signals)'
-    /// signals. Supervised children are never reaped by this path's
-    /// `waitid(P_ALL)`: it peeks with `WNOWAIT` first.
-    pub fn reap_orphans(mut self, on: bool) -> ReaperBuilder {
-        self.reap_orphans = on;
-        self
-    }
-
-    /// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`):
-    /// orphaned descendants are reparented to it instead of to PID 1. Use
-    /// with [`reap_orphans`](ReaperBuilder::reap_orphans).
-    pub fn subreaper(mut self, on: bool) -> ReaperBuilder {
-        self.subreaper = on;
-        self
-    }
-
-    /// Builds the reaper on the calling thread, which it can never leave.
-    pub fn build(self) -> Result<Reaper> {
-        Reaper::with_options(self)
-    }
-}
-
 /// Supervises children from one thread with one `mio` poll.
 ///
 /// It spawns children ([`spawn`](Reaper::spawn)) with a pidfd and a
@@ -242,7 +73,7 @@ impl ReaperBuilder {
 /// # One thread
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits,
-/// not the process (LINUX-FACTS pitfall 1). A `Reaper` therefore cannot be
+/// not the process ([PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)). A `Reaper` therefore cannot be
 /// sent to another thread: it spawns, and lives and dies, on the thread that
 /// made it, so children die with their supervisor and not with some pool
 /// thread. This does not compile:
@@ -270,14 +101,12 @@ pub struct Reaper {
     poll: Poll,
     events: Events,
     ready: Vec<usize>,
-    engine: Engine<Slot>,
+    engine: Engine<Supervised>,
     spawner: Spawner,
     timer: TimerFd,
     timer_armed: Option<Instant>,
     signalfd: Option<SignalFd>,
-    cancels: Vec<Option<CancelReg>>,
-    cancel_free: Vec<usize>,
-    group_tokens: HashMap<Target, usize>,
+    cancels: Cancels,
     queue: VecDeque<Event>,
     default_ladder: Arc<StopLadder>,
     fd_floor: i32,
@@ -349,9 +178,7 @@ impl Reaper {
             timer,
             timer_armed: None,
             signalfd,
-            cancels: Vec::new(),
-            cancel_free: Vec::new(),
-            group_tokens: HashMap::new(),
+            cancels: Cancels::default(),
             queue: VecDeque::new(),
             default_ladder: Arc::new(opts.ladder.unwrap_or_default()),
             fd_floor: fd::high_floor(),
@@ -376,24 +203,19 @@ impl Reaper {
     /// On error nothing is left behind: a child that was created but failed
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
-        let prepared = cmd.prepare(fd::original_nofile())?;
-        let spawned = self
-            .spawner
-            .spawn(&prepared.request)
-            .map_err(|e| spawn_error(e, cmd))?;
-        drop(prepared.child_ends);
-        let pidfd = fd::move_high(spawned.pidfd, self.fd_floor);
+        let started = crate::spawn::spawn(&mut self.spawner, cmd, self.fd_floor)?;
         let ladder = cmd
             .ladder_arc()
             .unwrap_or_else(|| self.default_ladder.clone());
-        let raw = pidfd.as_raw_fd();
-        let slot = Slot {
-            pidfd,
-            pid: spawned.pid,
+        let raw = started.pidfd.as_raw_fd();
+        let pid = started.pid;
+        let child = Supervised {
+            pidfd: started.pidfd,
+            pid,
             signal_group: cmd.leads_group(),
             cancel: None,
         };
-        let id = self.engine.insert(slot, ladder, cmd.group_id());
+        let id = self.engine.insert(child, ladder, cmd.group_id());
         let registered = self.poll.registry().register(
             &mut SourceFd(&raw),
             token(KIND_PIDFD, id.index() as usize),
@@ -401,31 +223,27 @@ impl Reaper {
         );
         if let Err(source) = registered {
             // Never leave it running unreaped: kill, reap, report.
-            let slot = self.engine.reaped(id).expect("just inserted");
+            let child = self.engine.remove(id).expect("just inserted");
             let _ = pidfd::send_signal(
-                slot.pidfd.as_fd(),
-                slot.pid,
+                child.pidfd.as_fd(),
+                child.pid,
                 Signal::KILL,
-                slot.signal_group,
+                child.signal_group,
             );
-            let _ = pidfd::reap_exiting(slot.pidfd.as_fd());
+            let _ = pidfd::reap_exiting(child.pidfd.as_fd());
             return Err(Error::Os {
                 op: "registering the pidfd with epoll",
                 source,
             });
         }
         if self.reap_orphans {
-            self.by_pid.insert(spawned.pid, id);
+            self.by_pid.insert(pid, id);
         }
-        let [stdin, stdout, stderr] = prepared.parent_ends;
-        log::debug!(
-            "spawned {:?} as pid {} ({id})",
-            cmd.get_program(),
-            spawned.pid
-        );
+        let [stdin, stdout, stderr] = started.stdio;
+        log::debug!("spawned {:?} as pid {pid}", cmd.get_program());
         Ok(Child {
             id,
-            pid: spawned.pid as u32,
+            pid: pid as u32,
             stdin: stdin.map(PipeWriter::from),
             stdout: stdout.map(PipeReader::from),
             stderr: stderr.map(PipeReader::from),
@@ -524,14 +342,18 @@ impl Reaper {
     /// A token that starts this child's ladder from any thread. The same
     /// token (one eventfd) is returned for repeated calls.
     pub fn cancel_token(&mut self, id: ChildId) -> Result<CancelToken> {
-        let existing = self.engine.get(id).ok_or(Error::NoSuchChild(id))?.cancel;
-        if let Some(i) = existing {
-            let reg = self.cancels[i].as_ref().expect("registered cancel");
-            return Ok(CancelToken { fd: reg.fd.clone() });
+        let child = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
+        if let Some(token) = child.cancel.and_then(|slot| self.cancels.token(slot)) {
+            return Ok(token);
         }
-        let (i, token) = self.new_cancel(Target::Child(id))?;
-        self.engine.get_mut(id).expect("checked above").cancel = Some(i);
-        Ok(token)
+        let slot = self.cancels.create(
+            self.poll.registry(),
+            Target::Child(id),
+            self.fd_floor,
+            false,
+        )?;
+        self.engine.get_mut(id).expect("checked above").cancel = Some(slot);
+        Ok(self.cancels.token(slot).expect("just created"))
     }
 
     /// A token that starts the ladder of every child in `group` (those
@@ -547,52 +369,13 @@ impl Reaper {
     }
 
     fn shared_token(&mut self, target: Target) -> Result<CancelToken> {
-        if let Some(&i) = self.group_tokens.get(&target) {
-            let reg = self.cancels[i].as_ref().expect("registered cancel");
-            return Ok(CancelToken { fd: reg.fd.clone() });
-        }
-        let (i, token) = self.new_cancel(target)?;
-        self.group_tokens.insert(target, i);
-        Ok(token)
-    }
-
-    fn new_cancel(&mut self, target: Target) -> Result<(usize, CancelToken)> {
-        let efd = fd::eventfd().map_err(|source| Error::Os {
-            op: "creating a cancel eventfd",
-            source,
-        })?;
-        let efd = Arc::new(fd::move_high(efd, self.fd_floor));
-        let i = self.cancel_free.pop().unwrap_or_else(|| {
-            self.cancels.push(None);
-            self.cancels.len() - 1
-        });
-        let raw = efd.as_raw_fd();
-        if let Err(source) = self.poll.registry().register(
-            &mut SourceFd(&raw),
-            token(KIND_CANCEL, i),
-            Interest::READABLE,
-        ) {
-            self.cancel_free.push(i);
-            return Err(Error::Os {
-                op: "registering a cancel eventfd",
-                source,
-            });
-        }
-        self.cancels[i] = Some(CancelReg {
-            fd: efd.clone(),
-            target,
-        });
-        Ok((i, CancelToken { fd: efd }))
-    }
-
-    fn drop_cancel(&mut self, i: usize) {
-        if let Some(reg) = self.cancels[i].take() {
-            let raw = reg.fd.as_raw_fd();
-            // Token holders keep the eventfd open, so it must leave the epoll
-            // set explicitly.
-            let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
-            self.cancel_free.push(i);
-        }
+        let slot = match self.cancels.shared(target) {
+            Some(slot) => slot,
+            None => self
+                .cancels
+                .create(self.poll.registry(), target, self.fd_floor, true)?,
+        };
+        Ok(self.cancels.token(slot).expect("registered token"))
     }
 
     /// Waits up to `timeout` (`None`: for ever) for something to happen,
@@ -697,7 +480,7 @@ impl Reaper {
             kill_timeout = kill_timeout.max(
                 self.engine
                     .ladder(id)
-                    .map_or(Duration::ZERO, StopLadder::stuck_after),
+                    .map_or(Duration::ZERO, StopLadder::get_kill_timeout),
             );
             self.engine.stop_within(id, now, grace);
         }
@@ -735,7 +518,8 @@ impl Reaper {
         self.engine.id_at(index as u32)
     }
 
-    /// The pidfd of `id` was readable: reap if it really exited (pitfall 9).
+    /// The pidfd of `id` was readable: reap if it really exited: readiness is
+    /// not proof of exit on every path, so `waitid` runs with `WNOHANG`.
     fn try_reap(&mut self, id: ChildId, now: Instant) {
         let Some(slot) = self.engine.get(id) else {
             return;
@@ -763,36 +547,33 @@ impl Reaper {
     }
 
     fn finish(&mut self, id: ChildId, status: ExitStatus, usage: ResourceUsage, now: Instant) {
-        let Some(slot) = self.engine.reaped(id) else {
+        let Some(child) = self.engine.remove(id) else {
             return;
         };
-        if let Some(i) = slot.cancel {
-            self.drop_cancel(i);
+        if let Some(slot) = child.cancel {
+            self.cancels.remove(self.poll.registry(), slot);
         }
         if self.reap_orphans {
-            self.by_pid.remove(&slot.pid);
+            self.by_pid.remove(&child.pid);
         }
         // Closing the pidfd removes it from the epoll set (we hold its only
         // reference), which saves an epoll_ctl per exit.
-        drop(slot.pidfd);
-        log::debug!("reaped child {id} (pid {}): {status}", slot.pid);
+        drop(child.pidfd);
+        log::debug!("reaped pid {}: {status}", child.pid);
         self.queue.push_back(Event::Exited(Exit {
             id,
-            pid: slot.pid as u32,
+            pid: child.pid as u32,
             status,
             observed_at: now,
             usage,
         }));
     }
 
-    fn cancelled(&mut self, index: usize, now: Instant) {
-        let Some(reg) = self.cancels.get(index).and_then(Option::as_ref) else {
+    fn cancelled(&mut self, slot: usize, now: Instant) {
+        let Some(target) = self.cancels.take_fired(slot) else {
             return;
         };
-        if fd::drain_counter(reg.fd.as_fd()) == 0 {
-            return;
-        }
-        match reg.target {
+        match target {
             Target::Child(id) => {
                 self.engine.stop(id, now);
             }
@@ -826,40 +607,6 @@ impl Reaper {
         }
         if chld {
             self.reap_orphans_now(now);
-        }
-    }
-
-    /// SIGCHLD coalesces: reap until no exited child is left. Each exited
-    /// child is peeked at with `WNOWAIT` first; a supervised one is reaped
-    /// through its pidfd with its status reported as usual.
-    fn reap_orphans_now(&mut self, now: Instant) {
-        loop {
-            let pid = match pidfd::peek_any_exited() {
-                Ok(Some(pid)) => pid,
-                Ok(None) => return,
-                Err(e) => {
-                    log::error!("waitid(P_ALL, WNOWAIT) failed: {e}");
-                    return;
-                }
-            };
-            if let Some(&id) = self.by_pid.get(&pid) {
-                self.try_reap(id, now);
-                continue;
-            }
-            match pidfd::try_reap_pid(pid) {
-                Ok(Reaped::Exited { status, .. }) => {
-                    log::debug!("reaped orphan pid {pid}: {status}");
-                    self.queue.push_back(Event::OrphanReaped {
-                        pid: pid as u32,
-                        status,
-                    });
-                }
-                Ok(_) => return,
-                Err(e) => {
-                    log::error!("reaping orphan pid {pid} failed: {e}");
-                    return;
-                }
-            }
         }
     }
 
@@ -934,9 +681,7 @@ impl AsRawFd for Reaper {
 
 impl AsFd for Reaper {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the epoll fd is owned by `self.poll` and lives as long as
-        // `self`, which the returned borrow cannot outlive.
-        unsafe { BorrowedFd::borrow_raw(self.poll.as_raw_fd()) }
+        self.poll.registry().as_fd()
     }
 }
 
@@ -975,31 +720,5 @@ fn time_left(deadline: Option<Instant>) -> Option<Option<Duration>> {
     match deadline {
         Some(d) => d.checked_duration_since(Instant::now()).map(Some),
         None => Some(None),
-    }
-}
-
-/// Turns the spawner's error into the crate's, naming the program.
-fn spawn_error(e: SpawnError, cmd: &Command) -> Error {
-    let program = cmd.get_program().to_owned();
-    match e {
-        SpawnError::Os { op, source } => Error::Os { op, source },
-        SpawnError::Unsupported { what, source } => Error::Unsupported { what, source },
-        SpawnError::Child {
-            stage: Stage::Exec,
-            source,
-        } => Error::Exec { program, source },
-        SpawnError::Child {
-            stage: Stage::Chdir,
-            source,
-        } => Error::Chdir {
-            program,
-            dir: cmd.get_current_dir().map(Into::into).unwrap_or_default(),
-            source,
-        },
-        SpawnError::Child { stage, source } => Error::ChildSetup {
-            program,
-            step: stage.describe(),
-            source,
-        },
     }
 }

@@ -1,0 +1,457 @@
+//! The child's side of a spawn, from `clone` to `execve(2)`.
+//!
+//! [`child_main`] runs in the new process, in memory it may share with the
+//! suspended parent (`CLONE_VM | CLONE_VFORK`). It therefore follows the
+//! rules of a vfork child: it calls raw system calls only
+//! ([`crate::sys::raw`]: no libc, so no `errno` and no locks), allocates
+//! nothing, touches no parent stack frame and reads only the [`Plan`] that
+//! the parent prepared before the clone. Every step is a small function of
+//! its own, run in this order:
+//!
+//! 1. [`unshare_fd_table`]: with `CLONE_FILES`, take a private fd table
+//!    holding only the fds below [`Plan::keep_below`];
+//! 2. [`reset_signal_handlers`]: every caught signal back to `SIG_DFL` (and
+//!    an ignored `SIGPIPE`, which Rust programs ignore by default);
+//! 3. [`join_process_group`]: `setpgid`, if asked;
+//! 4. [`install_stdio`]: the stdio sources onto 0, 1 and 2, every other fd
+//!    close-on-exec;
+//! 5. [`change_directory`] and [`restore_fd_limit`], if asked;
+//! 6. [`restore_signal_mask`]: the mask the process had before pidreap
+//!    blocked anything (every signal is blocked across the clone);
+//! 7. [`set_death_signal`]: `PR_SET_PDEATHSIG`, then exit at once if the
+//!    parent died before it took effect;
+//! 8. [`exec_program`]: `execve` each candidate path, as `execvp(3)` does.
+//!
+//! A failing step reports `(stage, errno)` to the parent with [`fail`]
+//! and exits; the parent turns that into a typed error naming the step.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::sys::raw::{exit_group, syscall4, syscall6};
+use crate::sys::signals::{KernelSigset, KERNEL_SIGSET_SIZE};
+
+/// What the child was doing when it failed. Stored as a number in
+/// [`ChildResult`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    UnshareFiles = 1,
+    ProcessGroup = 2,
+    Stdio = 3,
+    Chdir = 4,
+    Rlimit = 5,
+    DeathSignal = 6,
+    Exec = 7,
+}
+
+impl Stage {
+    pub(crate) fn from_raw(raw: u32) -> Option<Stage> {
+        Some(match raw {
+            1 => Stage::UnshareFiles,
+            2 => Stage::ProcessGroup,
+            3 => Stage::Stdio,
+            4 => Stage::Chdir,
+            5 => Stage::Rlimit,
+            6 => Stage::DeathSignal,
+            7 => Stage::Exec,
+            _ => return None,
+        })
+    }
+
+    /// What the stage does, for error messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Stage::UnshareFiles => "unsharing the fd table (close_range)",
+            Stage::ProcessGroup => "joining the process group (setpgid)",
+            Stage::Stdio => "setting up stdio (dup3)",
+            Stage::Chdir => "changing directory (chdir)",
+            Stage::Rlimit => "restoring RLIMIT_NOFILE (prlimit64)",
+            Stage::DeathSignal => "setting the parent-death signal (prctl)",
+            Stage::Exec => "executing the program (execve)",
+        }
+    }
+}
+
+/// What a failing child reports: the stage and the kernel's errno. Written
+/// into the parent's memory on the vfork path, into the exec-status pipe on
+/// the fork path.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ChildResult {
+    pub(crate) stage: u32,
+    pub(crate) errno: i32,
+}
+
+/// Everything the child needs, prepared by the parent before the clone.
+/// Every pointer points into the parent's [`SpawnRequest`](super::SpawnRequest)
+/// buffers, which outlive the child's use of them: the parent is suspended
+/// until the child execs or exits (vfork), or the child works on a copy
+/// (fork).
+#[repr(C)]
+pub(crate) struct Plan {
+    /// Null-terminated list of paths to try with `execve`.
+    pub(crate) candidates: *const *const c_char,
+    /// Null-terminated `argv`.
+    pub(crate) argv: *const *const c_char,
+    /// Null-terminated `envp`.
+    pub(crate) envp: *const *const c_char,
+    /// Directory to change to, or null.
+    pub(crate) cwd: *const c_char,
+    /// The fd to `dup3` onto 0, 1 and 2, or -1 to leave it.
+    pub(crate) stdio: [c_int; 3],
+    /// With `share_files`: the fds below this number are kept.
+    pub(crate) keep_below: c_int,
+    /// The child shares the parent's fd table (`CLONE_FILES`) until it
+    /// unshares it.
+    pub(crate) share_files: bool,
+    /// `setpgid(0, pgid)`, or -1 to leave the group alone.
+    pub(crate) pgid: c_int,
+    /// The parent-death signal, or 0 for none.
+    pub(crate) death_signal: c_int,
+    /// The parent's pid, recorded before the clone.
+    pub(crate) parent_pid: c_int,
+    /// The signal mask to exec with.
+    pub(crate) mask: KernelSigset,
+    /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
+    pub(crate) has_nofile: bool,
+    pub(crate) nofile: [u64; 2],
+    /// Test hook (feature `testing`): a `timespec` to sleep before
+    /// `PR_SET_PDEATHSIG`, zero for none.
+    #[cfg(feature = "testing")]
+    pub(crate) delay: [i64; 2],
+    /// The exec-status pipe's write end (fork path), or -1.
+    pub(crate) err_pipe: c_int,
+    /// Where to write the failure (vfork path).
+    pub(crate) result: *mut ChildResult,
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86_64 and
+/// aarch64 (both define `SA_RESTORER`): handler, flags, restorer, mask.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: KernelSigset,
+}
+
+const SIGACTION_DEFAULT: KernelSigaction = KernelSigaction {
+    handler: libc::SIG_DFL,
+    flags: 0,
+    restorer: 0,
+    mask: 0,
+};
+
+/// `close_range(2)` flags (Linux 5.9 and 5.11), not in every libc.
+pub(crate) const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
+const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+/// `close_range`'s "up to the last fd" (`~0U`).
+const CLOSE_RANGE_ALL: usize = u32::MAX as usize;
+
+/// The highest signal number the kernel has (`_NSIG`).
+const LAST_SIGNAL: usize = 64;
+
+/// The exit code of a child whose parent died before `PR_SET_PDEATHSIG`
+/// took effect. Nobody is left to read it; it is distinct for `strace`.
+const PARENT_DIED_EXIT: i32 = 126;
+/// The exit code after a failure was reported to the parent.
+const FAILED_EXIT: i32 = 127;
+
+/// Errors after which `execvp(3)` goes on to the next `PATH` entry.
+#[inline(always)]
+fn try_next_path(errno: isize) -> bool {
+    errno == libc::ENOENT as isize
+        || errno == libc::ENOTDIR as isize
+        || errno == libc::ESTALE as isize
+        || errno == libc::ENODEV as isize
+        || errno == libc::ETIMEDOUT as isize
+}
+
+/// The child's side, from clone to exec. Raw system calls only, on the plan.
+pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: the parent passes a pointer to its Plan, valid for this whole
+    // function (see Plan), and never writes to it while the child runs.
+    let p = unsafe { &*(arg as *const Plan) };
+    // SAFETY: each step makes raw system calls whose pointer arguments point
+    // into the plan or to locals of the step, on the child's own stack.
+    unsafe {
+        if p.share_files {
+            unshare_fd_table(p);
+        }
+        reset_signal_handlers();
+        if p.pgid >= 0 {
+            join_process_group(p);
+        }
+        install_stdio(p);
+        if !p.cwd.is_null() {
+            change_directory(p);
+        }
+        if p.has_nofile {
+            restore_fd_limit(p);
+        }
+        restore_signal_mask(p);
+        #[cfg(feature = "testing")]
+        test_delay(p);
+        if p.death_signal != 0 {
+            set_death_signal(p);
+        }
+        exec_program(p)
+    }
+}
+
+/// Reports a failure to the parent and exits.
+///
+/// # Safety
+///
+/// `p` must be the plan the parent prepared.
+#[inline(always)]
+unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
+    let result = ChildResult {
+        stage: stage as u32,
+        errno: errno as i32,
+    };
+    if p.err_pipe >= 0 {
+        // SAFETY: writes the 8 bytes of a local to our own pipe fd.
+        unsafe {
+            syscall4(
+                libc::SYS_write,
+                p.err_pipe as usize,
+                &result as *const ChildResult as usize,
+                core::mem::size_of::<ChildResult>(),
+                0,
+            );
+        }
+    } else {
+        // SAFETY: on the vfork path `result` points to the parent's
+        // ChildResult, which lives until the clone returns in the parent;
+        // nobody else touches it while the parent is suspended.
+        unsafe { core::ptr::write_volatile(p.result, result) };
+    }
+    exit_group(FAILED_EXIT)
+}
+
+/// Step 1: `close_range(keep_below, ~0, CLOSE_RANGE_UNSHARE)` gives the
+/// child a private fd table holding only the fds below `keep_below` (the
+/// stdio sources), so the supervisor's own fds are never copied.
+/// [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
+unsafe fn unshare_fd_table(p: &Plan) {
+    // SAFETY: close_range takes integers only.
+    let r = unsafe {
+        syscall4(
+            libc::SYS_close_range,
+            p.keep_below as usize,
+            CLOSE_RANGE_ALL,
+            CLOSE_RANGE_UNSHARE,
+            0,
+        )
+    };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::UnshareFiles, r.wrapping_neg()) }
+    }
+}
+
+/// Step 2: every caught signal back to `SIG_DFL`, since the handlers'
+/// code is not there after exec and, on the vfork path, would run on the
+/// parent's memory; `SIGPIPE` too when it is ignored (the Rust runtime
+/// ignores it, and children expect the default). Nothing is delivered
+/// meanwhile: every signal is blocked.
+/// [rt_sigaction(2)](https://man7.org/linux/man-pages/man2/rt_sigaction.2.html)
+unsafe fn reset_signal_handlers() {
+    let mut sig: usize = 1;
+    while sig <= LAST_SIGNAL {
+        if sig != libc::SIGKILL as usize && sig != libc::SIGSTOP as usize {
+            let mut old = SIGACTION_DEFAULT;
+            // SAFETY: rt_sigaction with a null new action writes the current
+            // one into `old`, a local of the right size.
+            let r = unsafe {
+                syscall4(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    0,
+                    &mut old as *mut KernelSigaction as usize,
+                    KERNEL_SIGSET_SIZE,
+                )
+            };
+            let caught = old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN;
+            let ignored_pipe = sig == libc::SIGPIPE as usize && old.handler == libc::SIG_IGN;
+            if r == 0 && (caught || ignored_pipe) {
+                // SAFETY: reads the constant default action.
+                unsafe {
+                    syscall4(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &SIGACTION_DEFAULT as *const KernelSigaction as usize,
+                        0,
+                        KERNEL_SIGSET_SIZE,
+                    );
+                }
+            }
+        }
+        sig = sig.wrapping_add(1);
+    }
+}
+
+/// Step 3: `setpgid(0, pgid)`: join a group, or lead a new one (0).
+/// [setpgid(2)](https://man7.org/linux/man-pages/man2/setpgid.2.html)
+unsafe fn join_process_group(p: &Plan) {
+    // SAFETY: setpgid takes integers only.
+    let r = unsafe { syscall4(libc::SYS_setpgid, 0, p.pgid as usize, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::ProcessGroup, r.wrapping_neg()) }
+    }
+}
+
+/// Step 4: `dup3` each stdio source onto 0, 1, 2 (the sources are all 3 or
+/// above, so none clobbers another), then mark every fd from 3 up
+/// close-on-exec. The exec-status pipe must live until the exec; where
+/// `CLOSE_RANGE_CLOEXEC` is missing (Linux < 5.11) every fd pidreap made is
+/// close-on-exec anyway.
+/// [dup3(2)](https://man7.org/linux/man-pages/man2/dup3.2.html),
+/// [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
+unsafe fn install_stdio(p: &Plan) {
+    let mut target: usize = 0;
+    while target < 3 {
+        // SAFETY: `target` is below the array's length of 3.
+        let src = unsafe { *p.stdio.as_ptr().add(target) };
+        if src >= 0 {
+            // SAFETY: dup3 takes integers only.
+            let r = unsafe { syscall4(libc::SYS_dup3, src as usize, target, 0, 0) };
+            if r < 0 {
+                // SAFETY: forwarded from the caller.
+                unsafe { fail(p, Stage::Stdio, r.wrapping_neg()) }
+            }
+        }
+        target = target.wrapping_add(1);
+    }
+    // SAFETY: close_range takes integers only.
+    unsafe {
+        syscall4(
+            libc::SYS_close_range,
+            3,
+            CLOSE_RANGE_ALL,
+            CLOSE_RANGE_CLOEXEC,
+            0,
+        );
+    }
+}
+
+/// Step 5a: `chdir`. [chdir(2)](https://man7.org/linux/man-pages/man2/chdir.2.html)
+unsafe fn change_directory(p: &Plan) {
+    // SAFETY: `cwd` is a NUL-terminated string owned by the parent.
+    let r = unsafe { syscall4(libc::SYS_chdir, p.cwd as usize, 0, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Chdir, r.wrapping_neg()) }
+    }
+}
+
+/// Step 5b: give the child the `RLIMIT_NOFILE` the process had before
+/// pidreap raised it (programs using `select(2)` break above 1024).
+/// [prlimit64(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
+unsafe fn restore_fd_limit(p: &Plan) {
+    // SAFETY: reads two u64s (soft, hard) from the plan.
+    let r = unsafe {
+        syscall4(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NOFILE as usize,
+            p.nofile.as_ptr() as usize,
+            0,
+        )
+    };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Rlimit, r.wrapping_neg()) }
+    }
+}
+
+/// Step 6: the mask to exec with (the blocked mask survives exec).
+/// [rt_sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html)
+unsafe fn restore_signal_mask(p: &Plan) {
+    // SAFETY: reads one kernel sigset from the plan.
+    unsafe {
+        syscall4(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as usize,
+            &p.mask as *const KernelSigset as usize,
+            0,
+            KERNEL_SIGSET_SIZE,
+        );
+    }
+}
+
+/// Test hook: sleeps before `PR_SET_PDEATHSIG` to widen the window in which
+/// the parent can die first.
+#[cfg(feature = "testing")]
+unsafe fn test_delay(p: &Plan) {
+    if p.delay[0] != 0 || p.delay[1] != 0 {
+        // SAFETY: nanosleep reads a timespec from the plan.
+        unsafe { syscall4(libc::SYS_nanosleep, p.delay.as_ptr() as usize, 0, 0, 0) };
+    }
+}
+
+/// Step 7: `PR_SET_PDEATHSIG`, then compare `getppid()` with the pid the
+/// parent recorded before the clone: a parent that died before the prctl
+/// sends no signal, so the child exits now instead of running orphaned.
+/// [PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)
+unsafe fn set_death_signal(p: &Plan) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    let r = unsafe {
+        syscall4(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG as usize,
+            p.death_signal as usize,
+            0,
+            0,
+        )
+    };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::DeathSignal, r.wrapping_neg()) }
+    }
+    // SAFETY: getppid takes no arguments.
+    let ppid = unsafe { syscall4(libc::SYS_getppid, 0, 0, 0, 0) };
+    if ppid != p.parent_pid as isize {
+        exit_group(PARENT_DIED_EXIT);
+    }
+}
+
+/// Step 8: `execve` each candidate in turn, as `execvp(3)` does: go on
+/// after "not there" errors, stop at any other; report `EACCES` if some
+/// candidate was there but not executable and none ran.
+/// [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html),
+/// [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html)
+unsafe fn exec_program(p: &Plan) -> ! {
+    let mut saw_eacces = false;
+    let mut err: isize = libc::ENOENT as isize;
+    let mut c = p.candidates;
+    // SAFETY: `candidates` is a null-terminated array of NUL-terminated
+    // strings owned by the parent; argv and envp likewise.
+    unsafe {
+        while !(*c).is_null() {
+            let r = syscall6(
+                libc::SYS_execve,
+                *c as usize,
+                p.argv as usize,
+                p.envp as usize,
+                0,
+                0,
+                0,
+            );
+            err = r.wrapping_neg();
+            if err == libc::EACCES as isize {
+                saw_eacces = true;
+            } else if !try_next_path(err) {
+                break;
+            }
+            c = c.add(1);
+        }
+    }
+    if saw_eacces && try_next_path(err) {
+        err = libc::EACCES as isize;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { fail(p, Stage::Exec, err) }
+}

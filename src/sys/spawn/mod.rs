@@ -1,0 +1,151 @@
+//! Process creation: `clone(2)` with `CLONE_PIDFD`, vfork-class, and the
+//! child's side up to `execve(2)`.
+//!
+//! - [`child`]: what the new process does between clone and exec, as a
+//!   list of named steps, with raw system calls only.
+//! - [`parent`]: the [`Spawner`]: the child's stack, the clone itself, the
+//!   fallback ladder when the kernel refuses a flag, and reading back a
+//!   child's failure.
+//!
+//! The [`SpawnRequest`] is built by the safe spawn plan
+//! ([`crate::spawn`]) from a [`Command`](crate::Command): paths, argv and
+//! environment as C strings, stdio as fd numbers.
+//!
+//! # The fast path
+//!
+//! `CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD`, on a stack
+//! of our own:
+//!
+//! - `CLONE_VM | CLONE_VFORK`: no page tables are copied, so spawning from a
+//!   4 GiB parent costs what it costs from a small one. The parent thread is
+//!   suspended until the child execs or exits, so the child reports an exec
+//!   failure by writing into the parent's memory; no pipe is needed.
+//!   [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html)
+//! - `CLONE_FILES`: the child starts on the parent's fd table and its first
+//!   act is `close_range(keep_below, ~0, CLOSE_RANGE_UNSHARE)`, which gives
+//!   it a private table holding only the fds below `keep_below` (the stdio
+//!   sources). The supervisor's own fds, however many, are never copied into
+//!   the child nor closed again at exec.
+//! - `CLONE_PIDFD` (Linux 5.2): the pidfd exists from the first instant;
+//!   there is no window in which the child is known only by pid.
+//!
+//! # Fallbacks
+//!
+//! Where the kernel refuses a flag (`EINVAL`, `ENOSYS`, `EPERM`: old
+//! kernels, seccomp filters; Docker's default profile answers `EPERM`) the
+//! spawner drops, in turn, `CLONE_FILES`, then `CLONE_VM | CLONE_VFORK` (a
+//! fork-class clone reporting exec errors through a close-on-exec pipe),
+//! then `CLONE_PIDFD` (then `pidfd_open(2)` on the still unreaped child,
+//! which is race-free: its pid cannot be reused before we reap it). Each
+//! step is probed once per process and logged once. A kernel with no pidfd
+//! at all is refused with `Unsupported`; the child that was made is killed
+//! and reaped first.
+
+mod child;
+mod parent;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub(crate) use child::Stage;
+pub(crate) use parent::Spawner;
+
+/// What to put on one of the child's fds 0, 1, 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildFd {
+    /// Leave the parent's fd as it is.
+    Inherit,
+    /// `dup3` this fd onto it. Must be 3 or above.
+    From(RawFd),
+}
+
+/// A spawn, fully prepared: paths, arguments and environment as C strings.
+#[derive(Debug)]
+pub(crate) struct SpawnRequest {
+    /// Paths to `execve`, in order (one, or one per `PATH` entry).
+    pub(crate) candidates: Vec<CString>,
+    pub(crate) argv: Vec<CString>,
+    pub(crate) envp: Vec<CString>,
+    pub(crate) cwd: Option<CString>,
+    pub(crate) stdio: [ChildFd; 3],
+    /// `setpgid(0, pgid)` in the child.
+    pub(crate) pgid: Option<i32>,
+    pub(crate) death_signal: Option<i32>,
+    /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
+    pub(crate) nofile: Option<(u64, u64)>,
+    /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
+    #[cfg(feature = "testing")]
+    pub(crate) setup_delay: Option<std::time::Duration>,
+}
+
+/// A child that exec'd.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) pid: i32,
+}
+
+/// Why a spawn failed.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// A call in the parent failed.
+    Os { op: &'static str, source: io::Error },
+    /// The child failed before exec (and was reaped).
+    Child { stage: Stage, source: io::Error },
+    /// No pidfd can be had on this kernel (the child was killed and reaped).
+    Unsupported {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+// The spawn mode, probed once per process: bits set as the kernel refuses
+// features.
+const NO_FILES: u8 = 1;
+const NO_VM: u8 = 2;
+const NO_CLONE_PIDFD: u8 = 4;
+static DEGRADED: AtomicU8 = AtomicU8::new(0);
+
+/// Which spawn path the process uses now, for logs and diagnostics.
+pub(crate) fn describe_mode() -> &'static str {
+    let d = DEGRADED.load(Ordering::Relaxed);
+    if d & NO_VM != 0 {
+        if d & NO_CLONE_PIDFD != 0 {
+            "fork-class clone + pidfd_open"
+        } else {
+            "fork-class clone with CLONE_PIDFD"
+        }
+    } else if d & NO_FILES != 0 {
+        "vfork-class clone with CLONE_PIDFD"
+    } else {
+        "vfork-class clone with CLONE_PIDFD and CLONE_FILES"
+    }
+}
+
+/// Forces the fork-class path (`true`), or lets the spawner probe again
+/// from the fast path (`false`). For tests of the fallback.
+#[cfg(feature = "testing")]
+pub(crate) fn force_fallback(fork_class: bool) {
+    if fork_class {
+        DEGRADED.fetch_or(NO_VM | NO_FILES | NO_CLONE_PIDFD, Ordering::Relaxed);
+    } else {
+        DEGRADED.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Records that the kernel refused a feature, logging it the first time.
+fn degrade(bit: u8, why: &io::Error) {
+    if DEGRADED.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+        let what = match bit {
+            NO_FILES => "CLONE_FILES with close_range(CLOSE_RANGE_UNSHARE)",
+            NO_VM => "CLONE_VM|CLONE_VFORK",
+            _ => "CLONE_PIDFD",
+        };
+        log::warn!(
+            "kernel refused {what} ({why}); spawning now uses {}",
+            describe_mode()
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! The parent's side of a spawn: the child's stack, the clone, the fallback
+//! ladder when the kernel refuses a flag, and reading back how the child
+//! fared before exec.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use super::child::{child_main, ChildResult, Plan, Stage};
+use super::{
+    degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE_PIDFD, NO_FILES, NO_VM,
+};
+use crate::sys::pidfd::{reap_exiting, reap_pid_exiting};
+use crate::sys::signals;
+
+/// Usable stack for the vfork child: it runs one small function, whose
+/// deepest frame is a few hundred bytes.
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Creates children. Owns the stack the vfork child runs on; reused for
+/// every spawn, since the child is done with it when the clone returns.
+///
+/// The mapping is one guard page (`PROT_NONE`, so an overflow faults
+/// instead of writing into other memory) below [`STACK_SIZE`] rounded up to
+/// whole pages. The page size is the system's own: 4 KiB on x86_64, 4, 16 or
+/// 64 KiB on aarch64.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    mapping: *mut c_void,
+    mapping_len: usize,
+    parent_pid: i32,
+}
+
+impl Spawner {
+    /// Maps the stack: [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html),
+    /// then [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
+    /// for the guard page.
+    pub(crate) fn new() -> io::Result<Spawner> {
+        let page = rustix::param::page_size();
+        let usable = STACK_SIZE.div_ceil(page) * page;
+        let mapping_len = usable + page;
+        // SAFETY: a new anonymous private mapping; no existing memory is
+        // touched.
+        let mapping = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapping_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if mapping == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let spawner = Spawner {
+            mapping,
+            mapping_len,
+            parent_pid: std::process::id() as i32,
+        };
+        // SAFETY: the lowest page of the mapping we just made becomes the
+        // guard page; the stack grows down towards it.
+        if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(spawner)
+    }
+
+    /// The top of the stack, 16-byte aligned as both ABIs require.
+    fn stack_top(&self) -> *mut c_void {
+        ((self.mapping as usize + self.mapping_len) & !15) as *mut c_void
+    }
+
+    /// Spawns per `req`, trying the fastest path the kernel allows.
+    pub(crate) fn spawn(&mut self, req: &SpawnRequest) -> Result<Spawned, SpawnError> {
+        // The pid changes if this process forked since the Spawner was made.
+        self.parent_pid = std::process::id() as i32;
+        let candidates = pointer_array(&req.candidates);
+        let argv = pointer_array(&req.argv);
+        let envp = pointer_array(&req.envp);
+        loop {
+            let degraded = DEGRADED.load(Ordering::Relaxed);
+            match self.try_spawn(req, degraded, &candidates, &argv, &envp) {
+                Attempt::Done(r) => return r,
+                Attempt::Degrade(bit, why) => degrade(bit, &why),
+            }
+        }
+    }
+
+    fn try_spawn(
+        &mut self,
+        req: &SpawnRequest,
+        degraded: u8,
+        candidates: &[*const c_char],
+        argv: &[*const c_char],
+        envp: &[*const c_char],
+    ) -> Attempt {
+        let vm = degraded & NO_VM == 0;
+        let files = vm && degraded & NO_FILES == 0;
+        let clone_pidfd = degraded & NO_CLONE_PIDFD == 0;
+
+        let err_pipe = if vm {
+            None
+        } else {
+            // The write end must not be 0, 1 or 2 (possible when the
+            // supervisor runs with those closed): the child's stdio setup
+            // would overwrite it and an exec error would read as success.
+            match crate::sys::fd::pipe().and_then(|(r, w)| Ok((r, crate::sys::fd::above_stdio(w)?)))
+            {
+                Ok(p) => Some(p),
+                Err(source) => {
+                    return Attempt::Done(Err(SpawnError::Os {
+                        op: "creating the exec-status pipe",
+                        source,
+                    }))
+                }
+            }
+        };
+
+        let mut stdio = [-1; 3];
+        let mut keep_below = 3;
+        for (slot, fd) in stdio.iter_mut().zip(req.stdio) {
+            if let ChildFd::From(raw) = fd {
+                debug_assert!(raw >= 3, "stdio sources must be moved above 2");
+                *slot = raw;
+                keep_below = keep_below.max(raw + 1);
+            }
+        }
+        #[cfg(feature = "testing")]
+        let delay = req.setup_delay.unwrap_or_default();
+        let mut result = ChildResult::default();
+        let plan = Plan {
+            candidates: candidates.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            cwd: req.cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
+            stdio,
+            keep_below,
+            share_files: files,
+            pgid: req.pgid.unwrap_or(-1),
+            death_signal: req.death_signal.unwrap_or(0),
+            parent_pid: self.parent_pid,
+            mask: 0,
+            has_nofile: req.nofile.is_some(),
+            nofile: req.nofile.map_or([0, 0], |(s, h)| [s, h]),
+            #[cfg(feature = "testing")]
+            delay: [delay.as_secs() as i64, delay.subsec_nanos() as i64],
+            err_pipe: err_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+            result: &mut result,
+        };
+
+        let mut flags = libc::SIGCHLD;
+        if vm {
+            flags |= libc::CLONE_VM | libc::CLONE_VFORK;
+        }
+        if files {
+            flags |= libc::CLONE_FILES;
+        }
+        if clone_pidfd {
+            flags |= libc::CLONE_PIDFD;
+        }
+        let mut pidfd: c_int = -1;
+        // Block everything across the clone, so that no handler of ours runs
+        // in the child (which shares our memory); the child sets its own mask
+        // before exec.
+        let mask_before = signals::block_all();
+        let mut plan = plan;
+        plan.mask = signals::original_mask().unwrap_or(mask_before);
+        // SAFETY: `child_main` runs on our private stack (top of the
+        // mapping, 16-byte aligned) and only reads `plan`, which lives in
+        // this frame until clone returns; with CLONE_VFORK this thread is
+        // suspended until the child execs or exits, and without CLONE_VM the
+        // child works on a copy. The pidfd, with CLONE_PIDFD, is written to
+        // `pidfd`.
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                self.stack_top(),
+                flags,
+                &plan as *const Plan as *mut c_void,
+                &mut pidfd as *mut c_int,
+            )
+        };
+        let clone_err = io::Error::last_os_error();
+        signals::set_mask(mask_before);
+
+        if pid < 0 {
+            let refused = matches!(
+                clone_err.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+            );
+            if refused {
+                if files {
+                    return Attempt::Degrade(NO_FILES, clone_err);
+                }
+                if vm {
+                    return Attempt::Degrade(NO_VM, clone_err);
+                }
+                if clone_pidfd {
+                    return Attempt::Degrade(NO_CLONE_PIDFD, clone_err);
+                }
+            }
+            return Attempt::Done(Err(SpawnError::Os {
+                op: "clone",
+                source: clone_err,
+            }));
+        }
+
+        // We own an unreaped child from here on: every path below either
+        // returns it in Spawned or reaps it.
+        let pidfd = if clone_pidfd {
+            // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
+            // close-on-exec fd in `pidfd`, owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(pidfd) }
+        } else {
+            match rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(pid).expect("clone returned a positive pid"),
+                rustix::process::PidfdFlags::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // SAFETY: `pid` is our unreaped child: the pid cannot
+                    // have been reused.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = reap_pid_exiting(pid);
+                    // ENOSYS, or EPERM from a seccomp filter: no pidfds here
+                    // (pitfall 16). Anything else (EMFILE, ENOMEM) is a
+                    // passing shortage, not a missing feature.
+                    let source = io::Error::from(e);
+                    let err = if matches!(source.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+                        SpawnError::Unsupported {
+                            what: "pidfd_open",
+                            source,
+                        }
+                    } else {
+                        SpawnError::Os {
+                            op: "pidfd_open",
+                            source,
+                        }
+                    };
+                    return Attempt::Done(Err(err));
+                }
+            }
+        };
+
+        let failure = if let Some((read_end, write_end)) = err_pipe {
+            drop(write_end);
+            read_child_result(&read_end)
+        } else {
+            // SAFETY: the child is done with `result` (it exec'd or exited).
+            let r = unsafe { std::ptr::read_volatile(&result) };
+            (r.stage != 0).then_some(r)
+        };
+        match failure {
+            None => Attempt::Done(Ok(Spawned { pidfd, pid })),
+            Some(r) => {
+                let _ = reap_exiting(pidfd.as_fd());
+                let source = io::Error::from_raw_os_error(r.errno);
+                let stage = Stage::from_raw(r.stage).unwrap_or(Stage::Exec);
+                if stage == Stage::UnshareFiles
+                    && matches!(r.errno, libc::EINVAL | libc::ENOSYS | libc::EPERM)
+                {
+                    return Attempt::Degrade(NO_FILES, source);
+                }
+                Attempt::Done(Err(SpawnError::Child { stage, source }))
+            }
+        }
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the stack mapped in `new`; no child runs on it (the
+        // clone returns only after the child is done with it).
+        unsafe {
+            libc::munmap(self.mapping, self.mapping_len);
+        }
+    }
+}
+
+enum Attempt {
+    Done(Result<Spawned, SpawnError>),
+    Degrade(u8, io::Error),
+}
+
+/// Reads the child's report from the exec-status pipe: nothing (EOF at
+/// exec) means success.
+fn read_child_result(fd: &OwnedFd) -> Option<ChildResult> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(fd, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    (got == buf.len()).then(|| ChildResult {
+        stage: u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")),
+        errno: i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes")),
+    })
+}
+
+/// A null-terminated array of pointers into `strings`.
+fn pointer_array(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
