@@ -7,7 +7,9 @@ use crate::support::{self, LONG};
 
 /// A cgroup-v1 freezer cgroup of our own: a frozen process cannot act on
 /// SIGKILL until it is thawed, which is how a process in uninterruptible
-/// sleep behaves (pitfall 7). Dropping it thaws and removes it.
+/// sleep behaves (see
+/// <https://docs.kernel.org/admin-guide/cgroup-v1/freezer-subsystem.html>).
+/// Dropping it thaws and removes it.
 pub(crate) struct Freezer {
     dir: std::path::PathBuf,
 }

@@ -65,9 +65,9 @@ pub(crate) fn sigkilled_supervisor(fallback: bool, rounds: usize) {
 }
 
 /// The helper is SIGKILLed while its child sleeps between clone and
-/// PR_SET_PDEATHSIG (the `__setup_delay` test hook). After prctl the child
-/// sees that its parent changed and exits with 126 by itself, without ever
-/// running `sleep 30`. This process is a subreaper, so it inherits the
+/// PR_SET_PDEATHSIG (the `pidreap::testing::setup_delay` test hook). After
+/// prctl the child sees that its parent changed and exits with 126 by
+/// itself, without ever running `sleep 30`. This process is a subreaper, so it inherits the
 /// child and reads that status.
 pub(crate) fn dies_before_prctl(fallback: bool) {
     set_subreaper();

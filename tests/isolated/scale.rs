@@ -12,7 +12,9 @@ use crate::support::{self, Guard, Proc};
 /// reaped, none left in /proc.
 pub(crate) fn thousand_children() {
     // Start from the usual soft limit of 1024, as in CI, so that raising it
-    // is needed, and children must get 1024 back (pitfall 20).
+    // is needed, and children must get 1024 back (programs that use
+    // select(2) cannot handle fds above 1024:
+    // https://man7.org/linux/man-pages/man2/select.2.html).
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
