@@ -1,0 +1,142 @@
+//! The fork-class fallback spawn path: forced, or reached because a
+//! seccomp filter refuses `CLONE_VM`, `CLONE_PIDFD` or every pidfd.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use pidreap::{Command, Error, ExitStatus, Reaper, Signal, Stdio, StopLadder};
+
+use crate::helpers::{assert_no_children_left, check_mode, exit_of, setup, sh};
+use crate::seccomp::{install_seccomp, Refuse};
+use crate::support::{self, Guard, Lines, Proc, LONG};
+
+/// The basics on the fallback path: statuses, signals, exec errors, pipes.
+pub(crate) fn statuses_and_stdio(fallback: bool) {
+    setup(fallback);
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::new().unwrap();
+    for (script, expected) in [
+        ("exit 0", ExitStatus::Exited(0)),
+        ("exit 7", ExitStatus::Exited(7)),
+        (
+            "kill -KILL $$",
+            ExitStatus::Signaled {
+                signal: Signal::KILL,
+                core_dumped: false,
+            },
+        ),
+        (
+            "kill -TERM $$",
+            ExitStatus::Signaled {
+                signal: Signal::TERM,
+                core_dumped: false,
+            },
+        ),
+    ] {
+        let c = reaper.spawn(&sh(script)).unwrap();
+        guard.track(c.pid());
+        let p = Proc::of(c.pid());
+        assert_eq!(exit_of(&mut reaper, c.id()).status, expected, "{script}");
+        assert!(p.is_gone());
+    }
+    check_mode(fallback);
+    let e = reaper
+        .spawn(&Command::new("/nonexistent/program"))
+        .unwrap_err();
+    assert!(
+        e.is_not_found() && e.to_string().contains("/nonexistent/program"),
+        "{e}"
+    );
+    let e = reaper.spawn(&Command::new("/")).unwrap_err();
+    assert!(e.is_not_executable(), "{e}");
+
+    let mut cmd = Command::new("cat");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"through the fallback\n")
+        .unwrap();
+    assert_eq!(
+        Lines::new(c.stdout.take().unwrap()).rest(LONG, "cat's output"),
+        "through the fallback\n"
+    );
+    assert_eq!(exit_of(&mut reaper, c.id()).status, ExitStatus::Exited(0));
+
+    // The ladder works the same way.
+    let mut cmd = sh("trap '' TERM; echo ready; exec sleep 60");
+    cmd.stdout(Stdio::piped())
+        .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_millis(300)));
+    let mut c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    assert_eq!(
+        Lines::new(c.stdout.take().unwrap()).line(LONG, "ready"),
+        "ready"
+    );
+    let t0 = Instant::now();
+    reaper.stop(c.id()).unwrap();
+    let exit = exit_of(&mut reaper, c.id());
+    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+    assert!(exit.observed_at - t0 >= Duration::from_millis(300));
+    assert_no_children_left("after the fallback basics");
+}
+
+/// A kernel (or a seccomp filter) that refuses spawn features: the spawner
+/// falls back step by step, children still work and are still reaped
+/// through a pidfd; with no pidfd at all, spawn returns `Unsupported` and
+/// the child it made is killed and reaped, with no fd left open.
+pub(crate) fn refused_features(refuse: Refuse) {
+    let mut reaper = Reaper::new().unwrap();
+    let before = support::self_fds();
+    install_seccomp(refuse);
+    let mut cmd = sh("exit 7");
+    cmd.stdout(Stdio::piped());
+    match refuse {
+        Refuse::CloneVm | Refuse::ClonePidfd => {
+            let child = reaper.spawn(&cmd).unwrap();
+            let expected = match refuse {
+                Refuse::CloneVm => "fork-class clone with CLONE_PIDFD",
+                _ => "fork-class clone + pidfd_open",
+            };
+            assert_eq!(Reaper::spawn_mode(), expected);
+            assert_eq!(
+                exit_of(&mut reaper, child.id()).status,
+                ExitStatus::Exited(7)
+            );
+            drop(child);
+            // Exec errors still come back typed on the fallback path.
+            let e = reaper
+                .spawn(&Command::new("/nonexistent/pidreap-prog"))
+                .unwrap_err();
+            assert!(e.is_not_found(), "{e:?}");
+            // And stopping works through the pidfd.
+            let mut sleeper = Command::new("sleep");
+            sleeper.arg("60").stop_ladder(StopLadder::kill_only());
+            let child = reaper.spawn(&sleeper).unwrap();
+            reaper.stop(child.id()).unwrap();
+            assert_eq!(
+                exit_of(&mut reaper, child.id()).status.signal(),
+                Some(Signal::KILL)
+            );
+        }
+        Refuse::AllPidfds(errno) => {
+            let e = reaper.spawn(&cmd).unwrap_err();
+            match &e {
+                Error::Unsupported { what, source } => {
+                    assert_eq!(*what, "pidfd_open");
+                    assert_eq!(source.raw_os_error(), Some(errno));
+                }
+                other => panic!("expected Error::Unsupported, got {other:?}"),
+            }
+            assert!(
+                e.to_string().contains("not available on this kernel"),
+                "{e}"
+            );
+            assert!(reaper.is_empty());
+        }
+    }
+    assert_no_children_left("after the spawns");
+    assert_eq!(support::self_fds(), before, "fds leaked");
+}

@@ -1,0 +1,65 @@
+//! Small helpers the tests share: a shell command, forcing and checking the
+//! spawn path, waiting for a supervised child, checking that no child is
+//! left.
+
+use pidreap::{Command, Reaper};
+
+use crate::support::{self, LONG};
+
+pub(crate) fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]);
+    cmd
+}
+
+pub(crate) fn setup(fallback: bool) {
+    if fallback {
+        pidreap::testing::force_fork_class(true);
+    }
+}
+
+pub(crate) fn check_mode(fallback: bool) {
+    let mode = Reaper::spawn_mode();
+    if fallback {
+        assert_eq!(
+            mode, "fork-class clone + pidfd_open",
+            "the fallback was not forced"
+        );
+    } else {
+        assert!(
+            mode.starts_with("vfork-class"),
+            "the fast path is not in use here: {mode}"
+        );
+    }
+}
+
+/// Spawns and reaps one `true`, so that whatever the reaper creates lazily
+/// exists before a test counts fds, and checks which spawn path is in use.
+#[track_caller]
+pub(crate) fn warm_up(reaper: &mut Reaper, fallback: bool) -> pidreap::Exit {
+    let child = reaper.spawn(&Command::new("true")).unwrap();
+    let exit = exit_of(reaper, child.id());
+    check_mode(fallback);
+    exit
+}
+
+#[track_caller]
+pub(crate) fn exit_of(reaper: &mut Reaper, id: pidreap::ChildId) -> pidreap::Exit {
+    match reaper.wait(id, Some(LONG)) {
+        Ok(Some(exit)) => exit,
+        Ok(None) => panic!("child {id} not reaped within {LONG:?}"),
+        Err(e) => panic!("waiting for child {id}: {e}"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn assert_no_children_left(what: &str) {
+    let left: Vec<_> = support::own_children()
+        .into_iter()
+        .map(|p| (p, support::stat(p)))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{what}: children (zombies included) left: {left:?}"
+    );
+}

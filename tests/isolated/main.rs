@@ -1,0 +1,179 @@
+//! Tests on real processes that touch process-global state: fd counts,
+//! blocked signals and the signalfd, the fork-class fallback spawn path, a
+//! child subreaper, helpers that are SIGKILLed, 1,000 children at once.
+//!
+//! A `harness = false` test (see Cargo.toml). `main` runs every test in a
+//! process of its own: it re-executes this binary with `PIDREAP_TEST_ROLE`
+//! set to `test:<name>`, kills it at the test's deadline, and fails the
+//! test if it left any process behind (the runner is a child subreaper, so
+//! every orphan a test leaves lands on it). Helper programs for the tests
+//! are the same binary with other roles (`workers`, `delayed`).
+//!
+//! Output: `test NAME ... ok` per test, then a plain `N passed, M failed`
+//! line; the exit code is 1 if any test failed. Arguments that do not
+//! start with `-` filter tests by substring; `--list` lists them.
+//!
+//! Layout: this file holds the table of tests ([`TESTS`]: name, deadline,
+//! function) and `main`. `runner.rs` runs the table and cleans up after
+//! each test; `roles.rs` holds the helper roles and starts them;
+//! `helpers.rs` has small helpers the tests share; `seccomp.rs` and
+//! `freezer.rs` are the seccomp filter and the cgroup-v1 freezer that some
+//! tests set up. The tests themselves are grouped by topic: `fds.rs` (fd
+//! and zombie leaks, fd inheritance, fd exhaustion), `signals.rs`,
+//! `scale.rs`, `parent_death.rs` (a supervisor that dies: the death
+//! signal), `orphans.rs`, `stuck.rs` and `fallback.rs` (the fork-class
+//! spawn path). To add a test, write it in its topic file and add a line
+//! to [`TESTS`].
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fallback;
+mod fds;
+mod freezer;
+mod helpers;
+mod orphans;
+mod parent_death;
+mod roles;
+mod runner;
+mod scale;
+mod seccomp;
+mod signals;
+mod stuck;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use roles::ROLE;
+
+/// One test: its name, the deadline after which the runner kills it, and
+/// the function run in the test's own process.
+pub(crate) struct Test {
+    pub(crate) name: &'static str,
+    pub(crate) deadline: Duration,
+    pub(crate) run: fn(),
+}
+
+const fn t(name: &'static str, secs: u64, run: fn()) -> Test {
+    Test {
+        name,
+        deadline: Duration::from_secs(secs),
+        run,
+    }
+}
+
+/// Every test, in the order the runner runs them.
+pub(crate) const TESTS: &[Test] = &[
+    t("exec_errors_leak_no_fd_and_no_zombie", 60, || {
+        fds::exec_errors_leak_nothing(false)
+    }),
+    t("spawn_and_reap_1000_cycles_leak_nothing", 120, || {
+        fds::spawn_reap_cycles(false, 1000)
+    }),
+    t(
+        "children_see_only_stdio_while_many_fds_are_held",
+        60,
+        || fds::only_stdio_fds(false),
+    ),
+    t(
+        "blocked_signals_children_get_clean_mask_and_sigterm_is_an_event",
+        60,
+        || signals::blocked_signals(false),
+    ),
+    t(
+        "thousand_children_stopped_with_one_request",
+        180,
+        scale::thousand_children,
+    ),
+    t(
+        "sigkilled_supervisor_takes_its_workers_20_times",
+        120,
+        || parent_death::sigkilled_supervisor(false, 20),
+    ),
+    t("supervisor_dying_before_prctl_leaves_no_orphan", 60, || {
+        parent_death::dies_before_prctl(false)
+    }),
+    t(
+        "death_signal_can_be_changed_or_turned_off",
+        60,
+        parent_death::death_signal_options,
+    ),
+    t(
+        "subreaper_reaps_orphans_and_keeps_supervised_statuses",
+        60,
+        orphans::orphans_reaped,
+    ),
+    t(
+        "child_surviving_sigkill_is_reported_stuck",
+        60,
+        stuck::stuck_child,
+    ),
+    t("fallback_statuses_and_stdio", 60, || {
+        fallback::statuses_and_stdio(true)
+    }),
+    t("fallback_exec_errors_leak_no_fd_and_no_zombie", 60, || {
+        fds::exec_errors_leak_nothing(true)
+    }),
+    t(
+        "fallback_spawn_and_reap_1000_cycles_leak_nothing",
+        120,
+        || fds::spawn_reap_cycles(true, 1000),
+    ),
+    t(
+        "fallback_children_see_only_stdio_while_many_fds_are_held",
+        60,
+        || fds::only_stdio_fds(true),
+    ),
+    t(
+        "fallback_blocked_signals_children_get_clean_mask",
+        60,
+        || signals::blocked_signals(true),
+    ),
+    t(
+        "fallback_sigkilled_supervisor_takes_its_workers",
+        120,
+        || parent_death::sigkilled_supervisor(true, 5),
+    ),
+    t(
+        "fallback_supervisor_dying_before_prctl_leaves_no_orphan",
+        60,
+        || parent_death::dies_before_prctl(true),
+    ),
+    t(
+        "seccomp_refusing_clone_vm_falls_back_to_fork_class",
+        60,
+        || fallback::refused_features(seccomp::Refuse::CloneVm),
+    ),
+    t(
+        "seccomp_refusing_clone_pidfd_falls_back_to_pidfd_open",
+        60,
+        || fallback::refused_features(seccomp::Refuse::ClonePidfd),
+    ),
+    t(
+        "seccomp_refusing_every_pidfd_enosys_gives_unsupported",
+        60,
+        || fallback::refused_features(seccomp::Refuse::AllPidfds(libc::ENOSYS)),
+    ),
+    t(
+        "seccomp_refusing_every_pidfd_eperm_gives_unsupported",
+        60,
+        || fallback::refused_features(seccomp::Refuse::AllPidfds(libc::EPERM)),
+    ),
+    t(
+        "fd_exhaustion_gives_a_typed_error_and_loses_nothing",
+        60,
+        || fds::fd_exhaustion(false),
+    ),
+    t(
+        "fallback_fd_exhaustion_gives_a_typed_error_and_loses_nothing",
+        60,
+        || fds::fd_exhaustion(true),
+    ),
+];
+
+fn main() -> ExitCode {
+    match std::env::var(ROLE) {
+        Ok(role) => roles::run_role(&role),
+        Err(_) => runner::runner(),
+    }
+}

@@ -1,0 +1,81 @@
+//! A subreaper that reaps orphans reparented to it, without taking the
+//! statuses of its supervised children.
+
+use std::io::Write;
+use std::time::Instant;
+
+use pidreap::{Event, ExitStatus, Reaper, Stdio};
+
+use crate::helpers::{assert_no_children_left, exit_of, sh};
+use crate::support::{self, Guard, Lines, Proc, LONG};
+
+/// A subreaper with `reap_orphans`: an orphan reparented here is reaped and
+/// reported as `OrphanReaped` with its status, while supervised children
+/// exiting at the same time keep their own statuses (none is reaped by the
+/// orphan path and reported as `Unknown`).
+pub(crate) fn orphans_reaped() {
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::builder()
+        .subreaper(true)
+        .reap_orphans(true)
+        .build()
+        .unwrap();
+    // A background job's stdin is /dev/null unless redirected: hand it
+    // the pipe through fd 3. It exits 3 once it reads a line.
+    let mut cmd = sh("exec 3<&0; sh -c 'read x; exit 3' <&3 3<&- >/dev/null 2>&1 & echo $!");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut parent = reaper.spawn(&cmd).unwrap();
+    guard.track(parent.pid());
+    let mut stdin = parent.stdin.take().unwrap();
+    let orphan: u32 = Lines::new(parent.stdout.take().unwrap())
+        .line(LONG, "the orphan's pid")
+        .parse()
+        .unwrap();
+    guard.track(orphan);
+    let orphan_proc = Proc::of(orphan);
+    assert_eq!(
+        exit_of(&mut reaper, parent.id()).status,
+        ExitStatus::Exited(0)
+    );
+    support::wait_until(LONG, "the orphan is reparented here", || {
+        orphan_proc
+            .stat()
+            .is_some_and(|s| s.ppid == std::process::id() as i32)
+    });
+
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let c = reaper.spawn(&sh("exit 5")).unwrap();
+        guard.track(c.pid());
+        ids.push(c.id());
+    }
+    stdin.write_all(b"go\n").unwrap();
+    let mut orphan_status = None;
+    let mut exits = 0;
+    let deadline = Instant::now() + LONG;
+    while exits < ids.len() || orphan_status.is_none() {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("all exits in time");
+        match reaper.wait_event(Some(left)).unwrap() {
+            Some(Event::Exited(e)) => {
+                assert!(ids.contains(&e.id));
+                assert_eq!(
+                    e.status,
+                    ExitStatus::Exited(5),
+                    "a supervised child lost its status"
+                );
+                exits += 1;
+            }
+            Some(Event::OrphanReaped { pid, status }) => {
+                assert_eq!(pid, orphan, "an unexpected orphan");
+                orphan_status = Some(status);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(orphan_status, Some(ExitStatus::Exited(3)));
+    assert!(orphan_proc.is_gone());
+    assert!(reaper.is_empty());
+    assert_no_children_left("after the orphan test");
+}

@@ -1,0 +1,186 @@
+//! A supervisor that dies: its children get the death signal (or none, if
+//! turned off), even when it dies between clone and `PR_SET_PDEATHSIG`.
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use crate::helpers::assert_no_children_left;
+use crate::roles::{start_helper, start_helper_with, DELAY};
+use crate::runner::{reap, set_subreaper, wait_std};
+use crate::support::{self, Guard, Lines, Proc, LONG};
+
+/// A helper that supervises four workers is SIGKILLed: every worker is dead
+/// within a second of the helper's death, `rounds` times in a row. This
+/// process is a subreaper, so the workers are reparented here and their
+/// statuses can be checked: SIGKILL, the death signal.
+pub(crate) fn sigkilled_supervisor(fallback: bool, rounds: usize) {
+    set_subreaper();
+    for round in 0..rounds {
+        let mut guard = Guard::new();
+        let mut helper = start_helper("workers", fallback);
+        guard.track(helper.id());
+        let mut out = Lines::new(helper.stdout.take().unwrap());
+        let mut workers = Vec::new();
+        loop {
+            let line = out.line(LONG, "a worker pid or \"ready\"");
+            if line == "ready" {
+                break;
+            }
+            let pid: u32 = line
+                .parse()
+                .unwrap_or_else(|_| panic!("not a pid: {line:?}"));
+            guard.track(pid);
+            workers.push(Proc::of(pid));
+        }
+        assert_eq!(workers.len(), 4);
+        for w in &workers {
+            let st = w.stat().unwrap();
+            assert_eq!(
+                (st.comm.as_str(), st.ppid),
+                ("sleep", helper.id() as i32),
+                "round {round}"
+            );
+        }
+        helper.kill().unwrap();
+        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
+        let died = Instant::now();
+        support::wait_until(
+            Duration::from_secs(1),
+            &format!("round {round}: every worker is dead"),
+            || workers.iter().all(Proc::is_dead),
+        );
+        let took = died.elapsed();
+        for w in &workers {
+            let status = reap(w.pid, LONG);
+            assert_eq!(
+                std::process::ExitStatus::from_raw(status).signal(),
+                Some(libc::SIGKILL),
+                "round {round}: worker {} did not die of the death signal",
+                w.pid
+            );
+        }
+        assert_no_children_left(&format!("round {round}"));
+        eprintln!("round {round}: workers dead within {took:?} of the helper");
+    }
+}
+
+/// The helper is SIGKILLed while its child sleeps between clone and
+/// PR_SET_PDEATHSIG (the `pidreap::testing::setup_delay` test hook). After
+/// prctl the child sees that its parent changed and exits with 126 by
+/// itself, without ever running `sleep 30`. This process is a subreaper, so it inherits the
+/// child and reads that status.
+pub(crate) fn dies_before_prctl(fallback: bool) {
+    set_subreaper();
+    let mut guard = Guard::new();
+    let mut helper = start_helper("delayed", fallback);
+    guard.track(helper.id());
+    let mut out = Lines::new(helper.stdout.take().unwrap());
+    assert_eq!(out.line(LONG, "\"spawning\""), "spawning");
+    let mut kids = Vec::new();
+    support::wait_until(LONG, "the helper's child appears", || {
+        kids = support::children_of(helper.id());
+        !kids.is_empty()
+    });
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    let child = Proc::of(kids[0]);
+    guard.track(child.pid);
+    assert_ne!(
+        child.stat().unwrap().comm,
+        "sleep",
+        "the child exec'd before its setup delay"
+    );
+
+    helper.kill().unwrap();
+    wait_std(&mut helper, LONG);
+    let killed = Instant::now();
+    // It is ours now (subreaper); it must end by itself, never as `sleep`.
+    loop {
+        let st = child
+            .stat()
+            .expect("our child cannot vanish before we reap it");
+        assert_ne!(
+            st.comm, "sleep",
+            "the child ran the program after its parent died"
+        );
+        if st.state == 'Z' {
+            break;
+        }
+        assert!(
+            killed.elapsed() < DELAY + Duration::from_secs(5),
+            "the orphaned child is still running {:?} after its parent died: {st:?}",
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = std::process::ExitStatus::from_raw(reap(child.pid, LONG));
+    assert_eq!(
+        status.code(),
+        Some(126),
+        "the child should exit 126 (parent died before prctl): {status:?}"
+    );
+    assert_no_children_left("after the orphan test");
+}
+
+/// Starts the "workers" helper, reads its workers' pids, SIGKILLs it and
+/// reaps it. The workers are then ours (this process is a subreaper).
+fn workers_of_killed_helper(death_signal: &str, guard: &mut Guard) -> Vec<Proc> {
+    let mut helper = start_helper_with("workers", false, Some(death_signal));
+    guard.track(helper.id());
+    let mut out = Lines::new(helper.stdout.take().unwrap());
+    let mut workers = Vec::new();
+    loop {
+        let line = out.line(LONG, "a worker pid or \"ready\"");
+        if line == "ready" {
+            break;
+        }
+        let pid: u32 = line.parse().unwrap();
+        guard.track(pid);
+        workers.push(Proc::of(pid));
+    }
+    helper.kill().unwrap();
+    wait_std(&mut helper, LONG);
+    workers
+}
+
+/// `death_signal(Some(TERM))`: workers die of SIGTERM with their
+/// supervisor. `death_signal(None)`: they outlive it, untouched.
+pub(crate) fn death_signal_options() {
+    set_subreaper();
+    let mut guard = Guard::new();
+    let workers = workers_of_killed_helper("TERM", &mut guard);
+    for w in &workers {
+        let status = std::process::ExitStatus::from_raw(reap(w.pid, LONG));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGTERM),
+            "worker {}: {status:?}",
+            w.pid
+        );
+    }
+
+    let workers = workers_of_killed_helper("none", &mut guard);
+    // The death signal is sent while the parent exits, before it can be
+    // reaped: had one been set, it would be pending or acted on by now.
+    for w in &workers {
+        let st = w.stat().expect("the worker should outlive its supervisor");
+        assert_eq!(
+            (st.comm.as_str(), st.ppid),
+            ("sleep", std::process::id() as i32)
+        );
+        assert_ne!(st.state, 'Z', "worker {} died with its supervisor", w.pid);
+        assert_eq!(
+            support::sig_field(w.pid, "SigPnd") | support::sig_field(w.pid, "ShdPnd"),
+            0
+        );
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(w.pid as i32, libc::SIGUSR1) }, 0);
+        let status = std::process::ExitStatus::from_raw(reap(w.pid, LONG));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGUSR1),
+            "worker {}: {status:?}",
+            w.pid
+        );
+    }
+    assert_no_children_left("after the death signal tests");
+}

@@ -1,0 +1,120 @@
+//! What this binary does when `PIDREAP_TEST_ROLE` is set: run one test
+//! (`test:<name>`), or act as a helper program for a test (`workers`,
+//! `delayed`); and starting those helpers from a test.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pidreap::{Command, Reaper, Signal, Stdio};
+
+use crate::TESTS;
+
+pub(crate) const ROLE: &str = "PIDREAP_TEST_ROLE";
+pub(crate) const FALLBACK: &str = "PIDREAP_TEST_FALLBACK";
+const PARENT: &str = "PIDREAP_TEST_PARENT";
+const DEATHSIG: &str = "PIDREAP_TEST_DEATHSIG";
+
+pub(crate) fn run_role(role: &str) -> ExitCode {
+    if let Some(name) = role.strip_prefix("test:") {
+        let test = TESTS
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no test {name}"));
+        // A panic exits with 101 and its message in the log.
+        (test.run)();
+        return ExitCode::SUCCESS;
+    }
+    // Helpers die with the test process that started them.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let parent: i32 = std::env::var(PARENT)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return ExitCode::FAILURE;
+    }
+    if std::env::var_os(FALLBACK).is_some() {
+        pidreap::testing::force_fork_class(true);
+    }
+    match role {
+        "workers" => helper_workers(),
+        "delayed" => helper_delayed(),
+        _ => panic!("unknown role {role}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Spawns four `sleep 60` workers, prints their pids and "ready", then
+/// waits (bounded) to be SIGKILLed.
+fn helper_workers() {
+    let mut reaper = Reaper::new().unwrap();
+    let mut out = std::io::stdout().lock();
+    let death_signal = match std::env::var(DEATHSIG).as_deref() {
+        Err(_) => Some(Signal::KILL),
+        Ok("none") => None,
+        Ok(name) => Some(name.parse().unwrap()),
+    };
+    for _ in 0..4 {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if death_signal != Some(Signal::KILL) {
+            cmd.death_signal(death_signal);
+        }
+        let child = reaper.spawn(&cmd).unwrap();
+        writeln!(out, "{}", child.pid()).unwrap();
+    }
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
+}
+
+/// Spawns `sleep 30` with a 2 s pause between clone and PR_SET_PDEATHSIG;
+/// the test SIGKILLs this process during the pause.
+fn helper_delayed() {
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    pidreap::testing::setup_delay(&mut cmd, DELAY);
+    println!("spawning");
+    std::io::stdout().flush().unwrap();
+    let r = reaper.spawn(&cmd);
+    println!("spawned: {r:?}");
+}
+
+pub(crate) const DELAY: Duration = Duration::from_secs(2);
+
+/// Starts this binary as a helper with `role`, stdout piped.
+pub(crate) fn start_helper(role: &str, fallback: bool) -> std::process::Child {
+    start_helper_with(role, fallback, None)
+}
+
+pub(crate) fn start_helper_with(
+    role: &str,
+    fallback: bool,
+    death_signal: Option<&str>,
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    match death_signal {
+        Some(s) => cmd.env(DEATHSIG, s),
+        None => cmd.env_remove(DEATHSIG),
+    };
+    cmd.env(ROLE, role)
+        .env(PARENT, std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    if fallback {
+        cmd.env(FALLBACK, "1");
+    } else {
+        cmd.env_remove(FALLBACK);
+    }
+    cmd.spawn().expect("starting a helper")
+}
