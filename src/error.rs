@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 
-use crate::ChildId;
+use crate::engine::ChildId;
 
 /// Everything that can go wrong, each variant naming what failed.
 ///

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::{ChildId, Signal};
+use crate::engine::ChildId;
+use crate::signal::Signal;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

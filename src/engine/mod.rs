@@ -8,6 +8,40 @@
 //! it deterministic, so it is tested with random event sequences
 //! (`pidreap::testing::sim`, feature `testing`) and fuzzed.
 //!
+//! # Kinds of methods, and the order to call them
+//!
+//! The [`Engine`] has three kinds of methods:
+//!
+//! - **inputs**, which take the current `Instant` and change state:
+//!   [`insert`](Engine::insert) (a child was spawned),
+//!   [`stop`](Engine::stop), [`stop_within`](Engine::stop_within),
+//!   [`kill`](Engine::kill), [`stop_group`](Engine::stop_group),
+//!   [`stop_all`](Engine::stop_all) (someone asked for a stop),
+//!   [`handle_timeout`](Engine::handle_timeout) (time passed), and
+//!   [`remove`](Engine::remove) (the child was reaped);
+//! - **outputs**, which drain what the inputs decided:
+//!   [`poll_action`](Engine::poll_action) (signals to send, children to
+//!   report as stuck) and [`poll_timeout`](Engine::poll_timeout) (when to
+//!   call `handle_timeout` next);
+//! - **queries**, which change nothing: [`get`](Engine::get),
+//!   [`phase`](Engine::phase), [`ladder`](Engine::ladder),
+//!   [`len`](Engine::len), [`ids`](Engine::ids), ...
+//!
+//! A shell's loop is then:
+//!
+//! 1. wait for a kernel event or until [`poll_timeout`](Engine::poll_timeout);
+//! 2. feed what happened: [`remove`](Engine::remove) for each child reaped,
+//!    the stop requests, then [`handle_timeout`](Engine::handle_timeout)
+//!    with the current time;
+//! 3. drain [`poll_action`](Engine::poll_action) until `None`, carrying out
+//!    each action, and go back to 1.
+//!
+//! Actions are only produced by inputs, so draining after each batch of
+//! inputs is enough; an action for a child that was removed meanwhile is
+//! dropped by `remove` itself, so no signal ever reaches a reaped child.
+//! The [`Restarter`] follows the same pattern for restarts (its own
+//! documentation gives its order).
+//!
 //! Runtimes that bring their own event loop can drive an `Engine` directly:
 //!
 //! ```

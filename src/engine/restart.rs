@@ -69,7 +69,7 @@ pub enum ExitKind {
 
 impl ExitKind {
     /// The kind of a reaped child's status.
-    pub fn of(status: crate::ExitStatus) -> ExitKind {
+    pub fn of(status: crate::status::ExitStatus) -> ExitKind {
         if status.success() {
             ExitKind::Success
         } else {
@@ -477,9 +477,9 @@ mod tests {
             assert_eq!(p.to_string().parse::<RestartPolicy>(), Ok(p));
         }
         assert!("sometimes".parse::<RestartPolicy>().is_err());
-        assert_eq!(ExitKind::of(crate::ExitStatus::Exited(0)), Success);
-        assert_eq!(ExitKind::of(crate::ExitStatus::Exited(1)), Failure);
-        assert_eq!(ExitKind::of(crate::ExitStatus::Unknown), Failure);
+        assert_eq!(ExitKind::of(crate::status::ExitStatus::Exited(0)), Success);
+        assert_eq!(ExitKind::of(crate::status::ExitStatus::Exited(1)), Failure);
+        assert_eq!(ExitKind::of(crate::status::ExitStatus::Unknown), Failure);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! File descriptors the supervisor holds: eventfds, timerfds, pipes, and the
 //! "high floor" where long-lived ones are kept.
 //!
-//! Every fd made here is close-on-exec (LINUX-FACTS pitfall 14).
+//! Every fd made here is close-on-exec, so that no child inherits one: a
+//! leaked pidfd would let a worker signal its siblings, a leaked pipe end
+//! would keep a reader from seeing EOF.
 //!
 //! Long-lived per-child fds (pidfds, cancel eventfds) are moved to numbers
 //! at or above a floor. The spawn path shares the fd table with the child
 //! (`CLONE_FILES`) and has the child unshare only the fds *below* the
 //! highest stdio source; keeping the supervisor's own fds high keeps that
-//! copy a handful of entries however many children are supervised
-//! (pitfall 17).
+//! copy a handful of entries however many children are supervised: without
+//! it, each spawn copies the whole table and each exec closes it again,
+//! which costs O(children) per spawn.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -17,9 +20,10 @@ use std::time::Duration;
 use rustix::event::EventfdFlags;
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
-/// The lowest number long-lived fds are moved to, for a soft
-/// `RLIMIT_NOFILE` of `soft`: half the limit, at most 1024, so that half the
-/// table stays free for the caller's own fds and for pipes.
+/// The lowest number long-lived fds are moved to: half the soft
+/// `RLIMIT_NOFILE`, at most 1024, so that the table below stays free for the
+/// caller's own fds and for pipes.
+/// [getrlimit(2)](https://man7.org/linux/man-pages/man2/getrlimit.2.html)
 pub(crate) fn high_floor() -> i32 {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
@@ -29,6 +33,7 @@ pub(crate) fn high_floor() -> i32 {
 
 /// Moves `fd` to the lowest free number at or above `floor`, closing the
 /// original. Where that fails (the table is full up there), keeps `fd`.
+/// [fcntl(2) F_DUPFD_CLOEXEC](https://man7.org/linux/man-pages/man2/fcntl.2.html)
 pub(crate) fn move_high(fd: OwnedFd, floor: i32) -> OwnedFd {
     use std::os::fd::AsRawFd;
     if fd.as_raw_fd() >= floor {
@@ -48,6 +53,7 @@ pub(crate) fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
 
 /// `fd` itself if it is 3 or above, else a close-on-exec duplicate at 3 or
 /// above (the original is closed).
+/// [fcntl(2) F_DUPFD_CLOEXEC](https://man7.org/linux/man-pages/man2/fcntl.2.html)
 pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     use std::os::fd::AsRawFd;
     if fd.as_raw_fd() >= 3 {
@@ -57,6 +63,7 @@ pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// A non-blocking, close-on-exec eventfd starting at 0.
+/// [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     Ok(rustix::event::eventfd(
         0,
@@ -66,12 +73,13 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
 
 /// Adds one to an eventfd's counter. Never blocks: the fd is non-blocking,
 /// and `EAGAIN` (the counter is at its maximum) still leaves it readable.
+/// [eventfd(2)](https://man7.org/linux/man-pages/man2/eventfd.2.html)
 pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
     let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
 }
 
 /// Reads (and so resets) an eventfd or timerfd counter; 0 when it was not
-/// readable.
+/// readable. [read(2)](https://man7.org/linux/man-pages/man2/read.2.html)
 pub(crate) fn drain_counter(fd: BorrowedFd<'_>) -> u64 {
     let mut buf = [0u8; 8];
     match rustix::io::read(fd, &mut buf) {
@@ -81,11 +89,13 @@ pub(crate) fn drain_counter(fd: BorrowedFd<'_>) -> u64 {
 }
 
 /// A pipe, both ends close-on-exec: `(read, write)`.
+/// [pipe2(2)](https://man7.org/linux/man-pages/man2/pipe.2.html)
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
 /// `/dev/null`, close-on-exec, for reading and writing.
+/// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html)
 pub(crate) fn dev_null() -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(
         c"/dev/null",
@@ -95,6 +105,7 @@ pub(crate) fn dev_null() -> io::Result<OwnedFd> {
 }
 
 /// A monotonic, non-blocking, close-on-exec timerfd.
+/// [timerfd_create(2)](https://man7.org/linux/man-pages/man2/timerfd_create.2.html)
 #[derive(Debug)]
 pub(crate) struct TimerFd {
     fd: OwnedFd,
@@ -110,7 +121,7 @@ impl TimerFd {
     }
 
     /// Arms the timer to fire once after `after` (at least 1 ns), or
-    /// disarms it with `None`.
+    /// disarms it with `None` (`timerfd_settime`).
     pub(crate) fn set(&self, after: Option<Duration>) -> io::Result<()> {
         let value = match after {
             Some(d) => {
@@ -151,6 +162,7 @@ fn limit_raw(v: Option<u64>) -> u64 {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, recording the original
 /// the first time, and returns the new soft limit.
+/// [setrlimit(2)](https://man7.org/linux/man-pages/man2/getrlimit.2.html)
 pub(crate) fn raise_nofile() -> io::Result<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let cur = getrlimit(Resource::Nofile);

@@ -1,10 +1,11 @@
-//! The system layer: every `unsafe` block of the crate lives below here, each
-//! with the man page it follows and a `// SAFETY:` line.
+//! The system layer: every `unsafe` block of the crate lives below here
+//! (the crate root denies `unsafe_code` everywhere else), each with a
+//! `// SAFETY:` line; every function names the man page it follows.
 //!
 //! - [`raw`]: raw system calls by inline assembly, for the child between
 //!   clone and exec.
-//! - [`spawn`]: `clone(2)` with `CLONE_PIDFD`, vfork-class, and the child's
-//!   setup.
+//! - [`spawn`]: `clone(2)` with `CLONE_PIDFD`, vfork-class: the child's
+//!   steps up to exec, and the parent's fallback ladder.
 //! - [`pidfd`]: `pidfd_send_signal(2)` and the raw `waitid(2)`.
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.

@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::signal::Signal;
 use crate::status::{ExitStatus, ResourceUsage};
-use crate::Signal;
 
 /// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9): signal the process group the
 /// pidfd's process leads, through the pidfd, with no pgid-reuse race.
@@ -21,9 +21,11 @@ static NO_GROUP_FLAG: AtomicBool = AtomicBool::new(false);
 /// Sends `sig` to the process behind `pidfd` (or, with `group`, to the
 /// process group it leads). A process that has already exited gives
 /// `ESRCH`, which is reported as `Ok(false)`.
+/// [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
 ///
-/// With `group` on a kernel older than 6.9 the group is signalled with
-/// `kill(-pgid)`. That is safe here because it is only ever called for an
+/// With `group` on a kernel older than 6.9 (which refuses the flag with
+/// `EINVAL`) the group is signalled with `kill(-pgid)`, from the first
+/// refusal on. That is safe here because it is only ever called for an
 /// unreaped leader: while the leader is unreaped its pid, and so its group
 /// id, cannot be reused.
 pub(crate) fn send_signal(
@@ -32,12 +34,10 @@ pub(crate) fn send_signal(
     sig: Signal,
     group: bool,
 ) -> io::Result<bool> {
-    let use_flag = group && !NO_GROUP_FLAG.load(Ordering::Relaxed);
-    let flags = if use_flag {
-        PIDFD_SIGNAL_PROCESS_GROUP
-    } else {
-        0
-    };
+    if group && NO_GROUP_FLAG.load(Ordering::Relaxed) {
+        return kill_group(pid, sig);
+    }
+    let flags = if group { PIDFD_SIGNAL_PROCESS_GROUP } else { 0 };
     // SAFETY: pidfd_send_signal takes an fd, a signal number, a null info
     // pointer (meaning "as kill(2) would") and flags.
     let r = unsafe {
@@ -55,29 +55,39 @@ pub(crate) fn send_signal(
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
         Some(libc::ESRCH) => Ok(false),
-        Some(libc::EINVAL) if use_flag => {
+        Some(libc::EINVAL) if group => {
             if !NO_GROUP_FLAG.swap(true, Ordering::Relaxed) {
                 log::info!("pidfd_send_signal has no PIDFD_SIGNAL_PROCESS_GROUP (Linux < 6.9): signalling groups with kill(-pgid) while the leader is unreaped");
             }
-            send_signal(pidfd, pid, sig, group)
-        }
-        _ if group && !use_flag => {
-            // SAFETY: kill takes a pid and a signal. -pid names the group
-            // led by our own unreaped child (see above).
-            let r = unsafe { libc::kill(-pid, sig.as_raw()) };
-            if r == 0 {
-                Ok(true)
-            } else {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ESRCH) {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
+            kill_group(pid, sig)
         }
         _ => Err(e),
     }
+}
+
+/// `kill(-pgid, sig)` for the group led by our unreaped child `pgid`;
+/// `Ok(false)` when the group has no member left (`ESRCH`).
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
+    // SAFETY: kill takes a pid and a signal; -pgid names the group led by
+    // our own unreaped child (see send_signal).
+    let r = unsafe { libc::kill(-pgid, sig.as_raw()) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Makes [`send_signal`] act as on a kernel without
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (`true`), or probe again (`false`).
+#[cfg(feature = "testing")]
+pub(crate) fn force_no_group_flag(on: bool) {
+    NO_GROUP_FLAG.store(on, Ordering::Relaxed);
 }
 
 /// What `waitid` said about one child.
@@ -103,7 +113,11 @@ fn timeval(tv: libc::timeval) -> Duration {
     )
 }
 
-/// The raw `waitid(idtype, id, info, options, rusage)` system call.
+/// The raw `waitid(idtype, id, info, options, rusage)` system call: the
+/// kernel's has a fifth argument for the child's resource usage, which
+/// glibc's wrapper hides.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html),
+/// [getrusage(2)](https://man7.org/linux/man-pages/man2/getrusage.2.html)
 fn waitid_raw(idtype: libc::idtype_t, id: libc::id_t, options: libc::c_int) -> io::Result<Reaped> {
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let mut usage = MaybeUninit::<libc::rusage>::zeroed();
@@ -158,6 +172,7 @@ fn waitid_raw(idtype: libc::idtype_t, id: libc::id_t, options: libc::c_int) -> i
 }
 
 /// Reaps the child behind `pidfd` if it has exited, without blocking.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
     waitid_raw(
         libc::P_PIDFD,
@@ -169,6 +184,7 @@ pub(crate) fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
 /// Reaps the child behind `pidfd`, waiting for it. Only for a child that is
 /// known to be exiting already (it reported an exec failure and called
 /// `exit_group`), so the wait is bounded by the kernel's exit path.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn reap_exiting(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
     waitid_raw(
         libc::P_PIDFD,
@@ -179,12 +195,14 @@ pub(crate) fn reap_exiting(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
 
 /// Reaps the child with this pid, waiting for it. Only for an unreaped child
 /// of ours that was just sent SIGKILL, or is known to be exiting.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn reap_pid_exiting(pid: i32) -> io::Result<Reaped> {
     waitid_raw(libc::P_PID, pid as libc::id_t, libc::WEXITED)
 }
 
 /// Peeks at any exited child without reaping it (`WNOWAIT`): its pid, or
 /// `None` if no child has exited. For PID-1 and subreaper duty.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn peek_any_exited() -> io::Result<Option<i32>> {
     match waitid_raw(
         libc::P_ALL,
@@ -197,6 +215,7 @@ pub(crate) fn peek_any_exited() -> io::Result<Option<i32>> {
 }
 
 /// Reaps the exited child with this pid, without blocking.
+/// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn try_reap_pid(pid: i32) -> io::Result<Reaped> {
     waitid_raw(
         libc::P_PID,

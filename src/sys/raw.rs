@@ -1,4 +1,6 @@
-//! Raw system calls by inline assembly.
+//! Raw system calls by inline assembly
+//! ([syscall(2)](https://man7.org/linux/man-pages/man2/syscall.2.html) lists
+//! each architecture's calling convention).
 //!
 //! The child of a `CLONE_VM | CLONE_VFORK` clone shares the parent's memory,
 //! including the parent thread's `errno` and its thread-local storage. libc's
@@ -105,7 +107,8 @@ pub(crate) unsafe fn syscall4(
     unsafe { syscall6(nr, a1, a2, a3, a4, 0, 0) }
 }
 
-/// Ends the calling process at once (`exit_group(2)`), running nothing.
+/// Ends the calling process at once, running nothing.
+/// [exit_group(2)](https://man7.org/linux/man-pages/man2/exit_group.2.html)
 #[inline(always)]
 pub(crate) fn exit_group(code: i32) -> ! {
     loop {

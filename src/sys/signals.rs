@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use crate::Signal;
+use crate::signal::Signal;
 
 /// The kernel's signal set: bit `n - 1` stands for signal `n`.
 pub(crate) type KernelSigset = u64;
@@ -25,8 +25,11 @@ pub(crate) const fn bit(sig: i32) -> KernelSigset {
 }
 
 /// Signals that must never be blocked: blocking a synchronous fault signal
-/// turns a crash into a hang or an instant kill without a core
-/// (LINUX-FACTS pitfall 12). SIGKILL and SIGSTOP cannot be blocked at all.
+/// turns a crash into an instant kill without a handler or a useful core
+/// ([sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html):
+/// "if SIGBUS, SIGFPE, SIGILL, or SIGSEGV are generated while they are
+/// blocked, the result is undefined"). SIGKILL and SIGSTOP cannot be blocked
+/// at all.
 pub(crate) const NEVER_BLOCK: &[i32] = &[
     libc::SIGSEGV,
     libc::SIGBUS,
@@ -41,6 +44,7 @@ pub(crate) const NEVER_BLOCK: &[i32] = &[
 
 /// `rt_sigprocmask(how, set, old)` on the calling thread, by the raw
 /// syscall so that glibc's filtering of its internal signals does not apply.
+/// [rt_sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html)
 fn sigprocmask(how: libc::c_int, set: Option<&KernelSigset>) -> io::Result<KernelSigset> {
     let mut old: KernelSigset = 0;
     let set_ptr = set.map_or(std::ptr::null(), |s| s as *const KernelSigset);
@@ -128,6 +132,7 @@ pub(crate) fn block(signals: &[Signal]) -> io::Result<()> {
 }
 
 /// A non-blocking, close-on-exec signalfd.
+/// [signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)
 #[derive(Debug)]
 pub(crate) struct SignalFd {
     fd: OwnedFd,
@@ -187,7 +192,9 @@ impl AsFd for SignalFd {
 }
 
 /// True when SIGCHLD is ignored or has `SA_NOCLDWAIT`: the kernel then
-/// reaps children itself and their exit statuses are lost (pitfall 8).
+/// reaps children itself and their exit statuses are lost
+/// ([sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html),
+/// `SA_NOCLDWAIT`).
 pub(crate) fn children_auto_reaped() -> bool {
     let mut old = MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: with a null new action, sigaction only writes the current one

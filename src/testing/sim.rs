@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
-use crate::Signal;
+use crate::signal::Signal;
 
 /// What happened in one simulated run, for checking that a test exercised
 /// what it meant to.

@@ -31,6 +31,7 @@ mod support;
 mod fallback;
 mod fds;
 mod freezer;
+mod groups;
 mod helpers;
 mod orphans;
 mod parent_death;
@@ -168,6 +169,11 @@ pub(crate) const TESTS: &[Test] = &[
         "fallback_fd_exhaustion_gives_a_typed_error_and_loses_nothing",
         60,
         || fds::fd_exhaustion(true),
+    ),
+    t(
+        "group_kill_without_the_pidfd_group_flag_reaches_every_member",
+        60,
+        groups::group_kill_without_the_pidfd_flag,
     ),
 ];
 

@@ -226,7 +226,7 @@ impl Spawner {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                     let _ = reap_pid_exiting(pid);
                     // ENOSYS, or EPERM from a seccomp filter: no pidfds here
-                    // (pitfall 16). Anything else (EMFILE, ENOMEM) is a
+                    // (Docker's and snap's filters answer EPERM). Anything else (EMFILE, ENOMEM) is a
                     // passing shortage, not a missing feature.
                     let source = io::Error::from(e);
                     let err = if matches!(source.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
