@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -195,7 +195,14 @@ impl Drop for Pidreap {
 
 /// Runs pidreap to the end; returns (code, stdout lines, stderr lines).
 fn run<S: AsRef<OsStr>>(args: &[S]) -> (i32, Vec<String>, Vec<String>) {
-    let mut p = Pidreap::start(args);
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    run_command(cmd)
+}
+
+/// Runs `cmd` (a pidreap) to the end, as [`run`] does.
+fn run_command(cmd: Command) -> (i32, Vec<String>, Vec<String>) {
+    let mut p = Pidreap::spawn(cmd);
     let code = p.wait(DEADLINE);
     (
         code,
@@ -241,8 +248,13 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
+        TempDir::under(&std::env::temp_dir())
+    }
+
+    /// A fresh directory inside `base`.
+    fn under(base: &Path) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = base.join(format!(
             "pidreap-cli-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
@@ -924,4 +936,90 @@ fn version_prints_the_version() {
     );
     let (code, stdout, _) = run(&["run", "-V"]);
     assert_eq!((code, stdout.len()), (0, 1));
+}
+
+/// The bench tool, built beside pidreap in the workspace's target directory.
+fn bench_tool() -> PathBuf {
+    let tool = Path::new(BIN).with_file_name("pidreap-bench");
+    assert!(
+        tool.is_file(),
+        "{} is missing: the workspace member benches/pidreap-bench builds it; \
+         run a plain `cargo test` at the root, or `cargo build -p pidreap-bench` first",
+        tool.display()
+    );
+    tool
+}
+
+/// A copy of the pidreap binary alone in a fresh directory (a hard link
+/// when possible: a binary just written may still be open for writing in a
+/// child forked meanwhile by another test, and exec would fail ETXTBSY).
+fn lone_pidreap() -> (TempDir, PathBuf) {
+    let dir = TempDir::under(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let lone = dir.path("pidreap");
+    if fs::hard_link(BIN, &lone).is_err() {
+        fs::copy(BIN, &lone).expect("copy the pidreap binary");
+    }
+    (dir, lone)
+}
+
+#[test]
+fn bench_runs_the_bench_tool_beside_pidreap_with_the_arguments() {
+    bench_tool();
+    let (code, stdout, stderr) = run(&["bench", "--help"]);
+    assert_eq!(code, 0, "{stderr:?}");
+    let help = stdout.join("\n");
+    assert!(
+        help.starts_with("pidreap bench: measure") && help.contains("--children"),
+        "`pidreap bench --help` did not print the bench tool's help:\n{help}"
+    );
+    // The arguments reach the tool as they are: its own error for its own
+    // parser.
+    let (code, stdout, stderr) = run(&["bench", "--iterations", "zero"]);
+    assert_eq!(code, 125, "{stderr:?}");
+    assert!(stdout.is_empty(), "{stdout:?}");
+    let line = one_error_line(&stderr);
+    assert!(line.contains("--iterations"), "{line}");
+}
+
+#[test]
+fn bench_finds_the_bench_tool_in_path() {
+    let tool = bench_tool();
+    let (_dir, lone) = lone_pidreap();
+    let bin_dir = TempDir::new();
+    std::os::unix::fs::symlink(&tool, bin_dir.path("pidreap-bench")).unwrap();
+    let mut cmd = Command::new(&lone);
+    cmd.args(["bench", "--help"]).env("PATH", &bin_dir.0);
+    let (code, stdout, stderr) = run_command(cmd);
+    assert_eq!(code, 0, "{stderr:?}");
+    assert!(
+        stdout
+            .first()
+            .is_some_and(|l| l.starts_with("pidreap bench: measure")),
+        "{stdout:?}"
+    );
+}
+
+#[test]
+fn bench_without_the_bench_tool_exits_125_naming_it_and_how_to_install_it() {
+    let tool = bench_tool();
+    let (_dir, lone) = lone_pidreap();
+    // Nothing beside the lone pidreap, and nothing in PATH: an empty entry
+    // is not read as the current directory, which has the tool here.
+    let cwd = TempDir::new();
+    std::os::unix::fs::symlink(&tool, cwd.path("pidreap-bench")).unwrap();
+    for path in ["", ":"] {
+        let mut cmd = Command::new(&lone);
+        cmd.args(["bench", "--help"])
+            .env("PATH", path)
+            .current_dir(&cwd.0);
+        let (code, stdout, stderr) = run_command(cmd);
+        assert_eq!(code, 125, "PATH={path:?}: {stderr:?}");
+        assert!(stdout.is_empty(), "{stdout:?}");
+        let line = one_error_line(&stderr);
+        assert!(
+            line.contains("pidreap-bench not found")
+                && line.contains("cargo install --path benches/pidreap-bench"),
+            "{line}"
+        );
+    }
 }

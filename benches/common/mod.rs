@@ -3,8 +3,8 @@
 //! pidfd + epoll baseline, background child populations and kill guards.
 //!
 //! Size parsing, the percentile statistics, settling a child and the raw
-//! loop ([`RawLoop`]) are `pidreap bench`'s own code, included from
-//! `src/bin/pidreap/measure.rs`, so both measure alike.
+//! loop ([`RawLoop`]) are the `pidreap-bench` tool's own code (its library,
+//! `benches/pidreap-bench`, a dev-dependency), so both measure alike.
 //!
 //! Every bench reports ratios against baselines measured in the same run,
 //! interleaved, with medians over rounds (see BENCHMARKS.md). Environment:
@@ -16,22 +16,15 @@
 //! - `PIDREAP_BENCH_SETTLE=asleep|N`: how a child settles before SIGKILL
 //!   (default a fixed 200 µs, see [`settle`]).
 
-// Each bench uses only some of this, and of `measure`.
+// Each bench uses only some of this.
 #![allow(dead_code)]
-
-// The binary's build checks this file's lints in full. Here its unit
-// tests are compiled without a harness (so they are left out) and their
-// `use super::*` would be flagged as unused.
-#[path = "../../src/bin/pidreap/measure.rs"]
-#[allow(unused_imports)]
-mod measure;
 
 use std::io;
 use std::time::{Duration, Instant};
 
 // Not every bench uses every one of these.
 #[allow(unused_imports)]
-pub use measure::{parse_size, us, RawLoop, Settle, Stats};
+pub use pidreap_bench::{parse_size, us, RawLoop, Settle, Stats};
 
 /// The program the background and kill-to-reap children run.
 pub const SLEEP: &str = "/bin/sleep";
@@ -274,7 +267,7 @@ pub fn settle_mode() -> Settle {
 /// Lets the fresh child `pid` settle as [`settle_mode`] says; `comm` is
 /// its program's name once exec'd.
 pub fn settle(pid: u32, comm: &str) {
-    measure::settle(pid, comm, settle_mode());
+    pidreap_bench::settle(pid, comm, settle_mode());
 }
 
 /// A progress line on stderr, overwritten in place.
@@ -295,11 +288,17 @@ pub fn progress_done() {
 // ---------------------------------------------------------------------------
 // The raw pidfd + epoll baseline
 
-impl RawLoop {
+/// The benches' addition to [`RawLoop`] (a type of the `pidreap_bench`
+/// crate, so a trait here).
+pub trait SpawnSleeper {
     /// Spawns `sleep` and adopts it; returns its key and pid. It is also
     /// the "supervisor holding pidfds" for the std baselines' background
     /// children.
-    pub fn spawn_sleeper(&mut self) -> io::Result<(u64, u32)> {
+    fn spawn_sleeper(&mut self) -> io::Result<(u64, u32)>;
+}
+
+impl SpawnSleeper for RawLoop {
+    fn spawn_sleeper(&mut self) -> io::Result<(u64, u32)> {
         self.spawn(std::process::Command::new(SLEEP).arg(SLEEP_SECS))
     }
 }

@@ -5,13 +5,14 @@
 //! goes through the library's safe API (and rustix's, for `getpid`).
 #![forbid(unsafe_code)]
 
-mod bench;
 mod cli;
-mod measure;
 mod supervise;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 
 use cli::{Request, UsageError};
 
@@ -76,7 +77,7 @@ fn main() {
         let sub = args.pop().expect("one argument left");
         match sub.to_str() {
             Some("run") => run(rest),
-            Some("bench") => bench::main(rest),
+            Some("bench") => bench(rest),
             Some("help" | "--help" | "-h") => {
                 print!("{}", cli::HELP);
                 0
@@ -97,9 +98,10 @@ fn main() {
 fn run(args: Vec<OsString>) -> i32 {
     // Before anything else, and before any thread exists: block the
     // signals pidreap forwards, so that from now on they wait in the
-    // signalfd instead of killing pidreap (LINUX-FACTS pitfall 12; as PID
-    // 1 the kernel would otherwise drop them, pitfall 21). Children get
-    // the original mask back.
+    // signalfd instead of killing pidreap (a signal is only read from a
+    // signalfd while blocked in every thread, signalfd(2); as PID 1 the
+    // kernel would otherwise drop those without a handler,
+    // pid_namespaces(7)). Children get the original mask back.
     if let Err(e) = pidreap::block_signals(&supervise::FORWARDED) {
         eprintln!("pidreap: error: {e}");
         return supervise::EXIT_OWN_ERROR;
@@ -119,4 +121,42 @@ fn run(args: Vec<OsString>) -> i32 {
             supervise::run(&opts)
         }
     }
+}
+
+/// The bench tool `pidreap bench` runs: a separate program, so that this
+/// binary (often a container's PID 1) carries only the supervisor.
+const BENCH_TOOL: &str = "pidreap-bench";
+
+/// `pidreap bench`: replaces this process with [`BENCH_TOOL`], found next
+/// to this binary or else in `PATH`, with the same arguments. Returns only
+/// on failure, with pidreap's own failure code.
+fn bench(args: Vec<OsString>) -> i32 {
+    let Some(tool) = find_bench_tool() else {
+        eprintln!(
+            "pidreap: error: {BENCH_TOOL} not found next to pidreap or in PATH; \
+             install it from a checkout of pidreap: cargo install --path benches/pidreap-bench"
+        );
+        return supervise::EXIT_OWN_ERROR;
+    };
+    // execve(2) returns only on failure.
+    let e = std::process::Command::new(&tool).args(args).exec();
+    eprintln!("pidreap: error: executing {}: {e}", tool.display());
+    supervise::EXIT_OWN_ERROR
+}
+
+/// [`BENCH_TOOL`] in the directory of this executable, else in the first
+/// `PATH` directory that has it as an executable file. Empty `PATH` entries
+/// are skipped (execvp(3) would read them as the current directory).
+fn find_bench_tool() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(BENCH_TOOL)));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let in_path = std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(BENCH_TOOL));
+    beside.into_iter().chain(in_path).find(|candidate| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }

@@ -1,14 +1,15 @@
-//! `pidreap bench`: kill-to-reap latency and spawn-and-reap cost on the
-//! user's own machine and kernel, with other live children and resident
-//! ballast as asked.
+//! `pidreap-bench` (also run as `pidreap bench`): kill-to-reap latency and
+//! spawn-and-reap cost on the user's own machine and kernel, with other
+//! live children and resident ballast as asked.
 //!
 //! It measures pidreap. Beside it, interleaved, it measures a reference: a
 //! hand-written pidfd + epoll loop on std's spawn (posix_spawn, no
 //! PDEATHSIG, nothing moved high), sharing this process and its fd table.
-//! That loop, the statistics and the settling of children are
-//! [`crate::measure`]'s, the same code the `cargo bench` benches use.
+//! That loop, the statistics and the settling of children are the
+//! `pidreap_bench` library's, the same code the `cargo bench` benches use.
 //! The cross-library baselines (tokio, thread-per-child, `pre_exec`) are in
 //! `cargo bench`.
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -17,14 +18,12 @@ use std::time::{Duration, Instant};
 
 use pidreap::{Command, Event, Reaper, Signal, Stdio};
 
-use crate::measure::{parse_size, settle, us, RawLoop, Settle, Stats};
+use pidreap_bench::{parse_size, settle, us, RawLoop, Settle, Stats};
 
-/// Exit code for bad flags or values, and for pidreap's own failures.
+/// Exit code for bad flags or values, and for the bench's own failures
+/// (what [`pidreap::Error::exit_code`] gives for anything but an exec
+/// failure).
 const EXIT_OWN_ERROR: i32 = 125;
-/// The `--program` could not be executed.
-const EXIT_NOT_EXECUTABLE: i32 = 126;
-/// The `--program` was not found.
-const EXIT_NOT_FOUND: i32 = 127;
 
 /// What the kill-to-reap children (and the other live children) run.
 const SLEEP: &str = "sleep";
@@ -45,6 +44,7 @@ const HELP: &str = "\
 pidreap bench: measure kill-to-reap latency and spawn-and-reap cost here
 
 Usage: pidreap bench [OPTIONS]
+       pidreap-bench [OPTIONS]
 
 Options:
   --children N      other live supervised children during the measurement [0]
@@ -126,8 +126,12 @@ impl Failure {
     }
 }
 
-/// Runs `pidreap bench ARGS`; returns the exit code.
-pub fn main(args: Vec<OsString>) -> i32 {
+fn main() {
+    std::process::exit(bench(std::env::args_os().skip(1).collect()));
+}
+
+/// Runs the bench with `args`; returns the exit code.
+fn bench(args: Vec<OsString>) -> i32 {
     // Before any thread exists: Ctrl-C and friends wait in the reaper's
     // signalfd, so that an interrupted bench cleans up before it exits.
     if let Err(e) = pidreap::block_signals(&STOP) {
@@ -501,10 +505,7 @@ fn measure(
     // Exits of other children (none expected) are not ours to report.
     while let Some(ev) = reaper.next_event() {
         if let Event::Exited(exit) = ev {
-            log::warn!(
-                "another child exited during the measurement: {}",
-                exit.status
-            );
+            warn_other_exit(&exit.status);
         }
     }
     r.reference_note = reference_note;
@@ -522,16 +523,17 @@ fn check_interrupt(reaper: &mut Reaper) -> Result<(), Failure> {
     while let Some(ev) = reaper.next_event() {
         match ev {
             Event::Signal { signal, .. } => return Err(Failure::interrupted(signal)),
-            Event::Exited(exit) => {
-                log::warn!(
-                    "another child exited during the measurement: {}",
-                    exit.status
-                )
-            }
+            Event::Exited(exit) => warn_other_exit(&exit.status),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// One of the other live children ended, which nobody expects: a warning
+/// line, since the figures were taken with one child fewer.
+fn warn_other_exit(status: &pidreap::ExitStatus) {
+    eprintln!("pidreap: warning: another child exited during the measurement: {status}");
 }
 
 fn kill_ref_once(
@@ -551,16 +553,11 @@ fn kill_ref_once(
     Ok(us(t0.elapsed()))
 }
 
+/// 127 when PROGRAM was not found, 126 when it could not be executed, 125
+/// otherwise.
 fn spawn_failure(program: &str, e: pidreap::Error) -> Failure {
-    let code = match &e {
-        pidreap::Error::Exec { source, .. } => match source.raw_os_error() {
-            Some(errno) if errno == rustix::io::Errno::NOENT.raw_os_error() => EXIT_NOT_FOUND,
-            _ => EXIT_NOT_EXECUTABLE,
-        },
-        _ => EXIT_OWN_ERROR,
-    };
     Failure {
-        code,
+        code: e.exit_code(),
         msg: format!("spawning {program}: {e}"),
     }
 }

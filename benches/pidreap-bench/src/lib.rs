@@ -1,12 +1,12 @@
-//! What `pidreap bench` and the `cargo bench` benches measure with alike:
-//! size parsing, percentile statistics, letting a fresh child settle, and
-//! the raw pidfd + epoll reference loop.
+//! What the `pidreap-bench` tool (also run as `pidreap bench`) and pidreap's
+//! `cargo bench` benches measure with alike: size parsing, percentile
+//! statistics, letting a fresh child settle, and [`RawLoop`], the raw
+//! pidfd + epoll reference loop pidreap is measured against.
 //!
-//! One file, two users: the binary declares it as `mod measure;`, and
-//! `benches/common/mod.rs` includes it with `#[path]`. So it holds safe
-//! code only (the binary forbids `unsafe`) and depends on nothing but std
-//! and rustix: not on the `pidreap` library, whose behaviour it measures
-//! against.
+//! The reference loop uses std and rustix only, never the `pidreap`
+//! library whose behaviour it is compared with.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io;
@@ -51,11 +51,17 @@ pub fn us(d: Duration) -> f64 {
 pub struct Stats {
     /// How many samples.
     pub samples: usize,
+    /// The smallest sample.
     pub min: f64,
+    /// The median (nearest-rank 50th percentile).
     pub p50: f64,
+    /// The nearest-rank 90th percentile.
     pub p90: f64,
+    /// The nearest-rank 99th percentile.
     pub p99: f64,
+    /// The largest sample.
     pub max: f64,
+    /// The arithmetic mean.
     pub mean: f64,
 }
 
@@ -139,9 +145,12 @@ pub fn settle(pid: u32, comm: &str, how: Settle) {
 
 /// The reference pidreap is measured against: a minimal hand-written
 /// supervisor, deliberately straightforward. Children come from std's
-/// spawn (posix_spawn, no PDEATHSIG), a pidfd is opened after the spawn,
-/// every pidfd sits in one epoll set, and an exit is reaped with
-/// `waitid(P_PIDFD)` once epoll reports the pidfd readable. Nothing is
+/// spawn (posix_spawn, no PDEATHSIG), a pidfd is opened after the spawn
+/// ([`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)),
+/// every pidfd sits in one [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html)
+/// set, and an exit is reaped with `waitid(P_PIDFD)`
+/// ([`waitid(2)`](https://man7.org/linux/man-pages/man2/waitid.2.html)) once
+/// epoll reports the pidfd readable. Nothing is
 /// tuned: no fds moved high, no batching, one `HashMap` of pidfds. This is
 /// what a careful but plain program does, so a figure "against the
 /// reference" says what pidreap's extra machinery costs or saves.

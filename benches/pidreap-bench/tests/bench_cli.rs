@@ -1,9 +1,11 @@
-//! `pidreap bench`, run as a user would: the built binary with small
-//! iteration counts, each run under a deadline.
+//! `pidreap-bench` (what `pidreap bench` runs), run as a user would: the
+//! built binary with small iteration counts, each run under a deadline.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
 
 struct Output {
     code: Option<i32>,
@@ -11,9 +13,11 @@ struct Output {
     stderr: String,
 }
 
-/// Runs `pidreap ARGS`, killing it if it outlives `deadline`.
-fn pidreap(args: &[&str], deadline: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pidreap"))
+const BIN: &str = env!("CARGO_BIN_EXE_pidreap-bench");
+
+/// Runs `pidreap-bench ARGS`, killing it if it outlives `deadline`.
+fn bench(args: &[&str], deadline: Duration) -> Output {
+    let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -40,7 +44,7 @@ fn pidreap(args: &[&str], deadline: Duration) -> Output {
         if start.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("pidreap {args:?} did not finish within {deadline:?}");
+            panic!("pidreap-bench {args:?} did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -91,8 +95,8 @@ fn check_percentiles(json: &str, section: &str, samples: f64) {
 
 #[test]
 fn json_has_the_figures() {
-    let out = pidreap(
-        &["bench", "--iterations", "15", "--children", "10", "--json"],
+    let out = bench(
+        &["--iterations", "15", "--children", "10", "--json"],
         Duration::from_secs(60),
     );
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
@@ -122,9 +126,8 @@ fn json_has_the_figures() {
 
 #[test]
 fn program_args_and_ballast() {
-    let out = pidreap(
+    let out = bench(
         &[
-            "bench",
             "--iterations",
             "5",
             "--rss",
@@ -154,7 +157,7 @@ fn program_args_and_ballast() {
 
 #[test]
 fn table_has_percentiles_and_histogram() {
-    let out = pidreap(&["bench", "--iterations", "10"], Duration::from_secs(60));
+    let out = bench(&["--iterations", "10"], Duration::from_secs(60));
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     for needle in [
         "kill-to-reap",
@@ -179,16 +182,16 @@ fn table_has_percentiles_and_histogram() {
 #[test]
 fn bad_flags_and_values_exit_125_with_one_line() {
     for args in [
-        &["bench", "--bogus"][..],
-        &["bench", "--iterations", "0"],
-        &["bench", "--iterations", "many"],
-        &["bench", "--children", "-3"],
-        &["bench", "--rss", "12X"],
-        &["bench", "--timeout", "0"],
-        &["bench", "--iterations"],
-        &["bench", "stray"],
+        &["--bogus"][..],
+        &["--iterations", "0"],
+        &["--iterations", "many"],
+        &["--children", "-3"],
+        &["--rss", "12X"],
+        &["--timeout", "0"],
+        &["--iterations"],
+        &["stray"],
     ] {
-        let out = pidreap(args, Duration::from_secs(20));
+        let out = bench(args, Duration::from_secs(20));
         assert_eq!(out.code, Some(125), "{args:?}: stderr {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(
@@ -202,14 +205,8 @@ fn bad_flags_and_values_exit_125_with_one_line() {
 
 #[test]
 fn missing_program_exits_127() {
-    let out = pidreap(
-        &[
-            "bench",
-            "--iterations",
-            "2",
-            "--program",
-            "/nonexistent/worker",
-        ],
+    let out = bench(
+        &["--iterations", "2", "--program", "/nonexistent/worker"],
         Duration::from_secs(30),
     );
     assert_eq!(out.code, Some(127), "stderr: {}", out.stderr);
@@ -218,7 +215,7 @@ fn missing_program_exits_127() {
 
 #[test]
 fn help_exits_0() {
-    let out = pidreap(&["bench", "--help"], Duration::from_secs(20));
+    let out = bench(&["--help"], Duration::from_secs(20));
     assert_eq!(out.code, Some(0));
     assert!(
         out.stdout.contains("--children") && out.stdout.contains("--json"),
@@ -256,8 +253,8 @@ fn children_of(parent: u32) -> Vec<(u32, u64)> {
 /// loop's too (they have no parent-death signal), and exits 128 + 15.
 #[test]
 fn sigterm_mid_run_leaves_no_child_behind() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pidreap"))
-        .args(["bench", "--iterations", "1000000", "--children", "20"])
+    let mut child = Command::new(BIN)
+        .args(["--iterations", "1000000", "--children", "20"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -276,8 +273,9 @@ fn sigterm_mid_run_leaves_no_child_behind() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    // SAFETY: kill with our own child's pid (unreaped, so not reused).
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    // Our own child's pid: unreaped, so not reused.
+    kill_process(Pid::from_raw(pid as i32).expect("a pid"), Signal::TERM)
+        .expect("SIGTERM to pidreap-bench");
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
@@ -296,8 +294,10 @@ fn sigterm_mid_run_leaves_no_child_behind() {
         .filter(|&&(p, start)| ppid_and_start(p).is_some_and(|(_, s)| s == start))
         .collect();
     for &(p, _) in &alive {
-        // SAFETY: kill with a pid whose start time was just checked.
-        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+        // A pid whose start time was just checked.
+        if let Some(p) = Pid::from_raw(*p as i32) {
+            let _ = kill_process(p, Signal::KILL);
+        }
     }
     let mut stderr = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
