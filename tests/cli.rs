@@ -784,7 +784,7 @@ fn as_pid_1_signals_from_inside_the_namespace_are_forwarded() {
         return;
     }
     // The kernel drops default-action signals sent to a namespace's init
-    // from inside it, unless init blocks and reads them (LINUX-FACTS 21).
+    // from inside it, unless init blocks and reads them (pid_namespaces(7)).
     let script = "trap 'exit 42' USR1; kill -USR1 1; while :; do sleep 0.1; done";
     let mut cmd = Command::new("unshare");
     cmd.args([

@@ -275,7 +275,7 @@ impl Trace {
         (from..self.calls.len()).find(|&c| self.calls[c].1 && self.calls[c].0 >= due)
     }
 
-    /// Every rung signal is immediately followed by SIGCONT (pitfall 6);
+    /// Every rung signal is immediately followed by SIGCONT (so a stopped child can act on it);
     /// SIGKILL is not.
     fn check_cont(&self) -> Result<(), TestCaseError> {
         for (k, &(_, a)) in self.events.iter().enumerate() {

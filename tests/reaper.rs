@@ -5,7 +5,8 @@
 //!
 //! Whatever touches process-global state (blocked signals, fd counts, the
 //! fallback spawn path, a subreaper, SIGKILLed helpers, 1,000 children) is
-//! in `tests/reaper_isolated.rs`, where every test runs in its own process.
+//! in `tests/isolated/` (test target `reaper_isolated`), where every test
+//! runs in its own process.
 //!
 //! Every wait has a deadline; every test tracks the processes it makes in a
 //! [`support::Guard`] that SIGKILLs them if the test fails half-way.
@@ -440,7 +441,7 @@ fn child_honouring_sigterm_exits_before_the_deadline() {
 }
 
 /// A SIGSTOPped child cannot run its SIGTERM trap until it is continued:
-/// the ladder sends SIGCONT with the first signal (pitfall 6), so the trap
+/// the ladder sends SIGCONT with the first signal (a stopped process acts on nothing but SIGKILL), so the trap
 /// runs (exit 5) long before the SIGKILL deadline.
 #[test]
 fn stopped_child_is_continued_and_stopped() {
