@@ -93,8 +93,10 @@ pub(crate) const fn flag(f: c_int) -> u64 {
 /// On failure the kernel may still have written a number to
 /// `*args.pidfd`: with `CLONE_PIDFD` it stores the fd it reserved before
 /// later steps (such as joining the cgroup) fail, and then releases that fd
-/// again. The caller must only take ownership of the pidfd when the result
-/// is a pid, and never close the number otherwise.
+/// again (`copy_process()` in
+/// [kernel/fork.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/kernel/fork.c)).
+/// The caller must only take ownership of the pidfd when the result is a
+/// pid, and never close the number otherwise.
 ///
 /// In the child (result 0) the kernel has set the stack pointer to
 /// `args.stack + args.stack_size`; the trampoline rounds it down to 16
@@ -108,16 +110,21 @@ pub(crate) const fn flag(f: c_int) -> u64 {
 ///
 /// The child starts with a copy of the parent's registers at the system
 /// call instruction, except for the result register (0 in the child) and
-/// the stack pointer (`copy_thread()` in `arch/x86/kernel/process.c` and
-/// `arch/arm64/kernel/process.c`). The trampoline therefore loads `entry`
-/// and `arg` into registers the system call does not touch, and the child
-/// finds them there:
+/// the stack pointer: `copy_thread()` in
+/// [arch/x86/kernel/process.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/arch/x86/kernel/process.c)
+/// and
+/// [arch/arm64/kernel/process.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/arch/arm64/kernel/process.c).
+/// The trampoline therefore loads `entry` and `arg` into registers the
+/// system call does not touch, and the child finds them there:
 ///
 /// - x86_64: number in `rax`, arguments in `rdi` and `rsi`; the kernel
-///   clobbers only `rax` (result), `rcx` and `r11`. `entry` rides in `r12`,
+///   clobbers only `rax` (result), `rcx` and `r11` (the System V x86-64
+///   psABI, appendix "Linux Kernel Conventions",
+///   <https://gitlab.com/x86-psABIs/x86-64-ABI>). `entry` rides in `r12`,
 ///   `arg` in `r13`.
 /// - aarch64: number in `x8`, arguments in `x0` and `x1`; the kernel
-///   clobbers only `x0` (result). `entry` rides in `x2`, `arg` in `x3`.
+///   returns in `x0` and restores every other general register from the
+///   saved `pt_regs`. `entry` rides in `x2`, `arg` in `x3`.
 ///
 /// The child's path clobbers whatever it likes: it never hands control
 /// back to compiled code, so the register contract of the `asm!` block
@@ -334,10 +341,15 @@ mod tests {
                 "clone3 failed: {}",
                 io::Error::from_raw_os_error(-ret as i32)
             );
-            assert!(
-                pidfd >= 0,
-                "clone3 returned pid {ret} but no pidfd ({pidfd})"
-            );
+            if pidfd < 0 {
+                // Not expected: take a pidfd by pid (race-free, the child is
+                // ours and unreaped) so that the guard still reaps it.
+                // SAFETY: pidfd_open takes a pid and flags.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, ret, 0) };
+                assert!(fd >= 0, "pidfd_open({ret}): {}", io::Error::last_os_error());
+                drop(Child::new(ret, fd as c_int));
+                panic!("clone3 returned pid {ret} but stored no pidfd ({pidfd})");
+            }
             Child {
                 // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
                 // fd in `pidfd` that nothing else owns.
@@ -370,7 +382,7 @@ mod tests {
                 if n == 0 {
                     return Err(format!("child {} did not end within {within:?}", self.pid));
                 }
-                let mut info: libc::siginfo_t = unsafe_zeroed_siginfo();
+                let mut info: libc::siginfo_t = zeroed_siginfo();
                 // SAFETY: waitid writes one siginfo_t into a local.
                 let r = unsafe {
                     libc::waitid(
@@ -391,6 +403,12 @@ mod tests {
                 // 0 when none was ready, which WNOHANG allows).
                 let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
                 if pid == 0 {
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "child {}'s pidfd is readable but waitid finds no exit within {within:?}",
+                            self.pid
+                        ));
+                    }
                     continue;
                 }
                 assert_eq!(pid, self.pid, "waitid(P_PIDFD) reaped another pid");
@@ -400,7 +418,7 @@ mod tests {
         }
     }
 
-    fn unsafe_zeroed_siginfo() -> libc::siginfo_t {
+    fn zeroed_siginfo() -> libc::siginfo_t {
         // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
         unsafe { std::mem::zeroed() }
     }
@@ -516,7 +534,11 @@ mod tests {
             fdinfo.lines().any(|l| l == format!("Pid:\t{ret}")),
             "fd {pidfd} is not a pidfd for {ret}: {fdinfo}"
         );
-        assert_eq!(child.wait(WAIT), Ok((libc::CLD_EXITED, 42)));
+        assert_eq!(
+            child.wait(WAIT),
+            Ok((libc::CLD_EXITED, 42)),
+            "how the child ended (si_code, si_status)"
+        );
     }
 
     /// The cgroup2 mount point, from /proc/self/mountinfo.
@@ -678,7 +700,11 @@ mod tests {
         // call.
         let ret = unsafe { clone3_blocked(&args, read_own_cgroup, (&raw mut out).cast()) };
         let mut child = Child::new(ret, pidfd);
-        assert_eq!(child.wait(WAIT), Ok((libc::CLD_EXITED, 0)));
+        assert_eq!(
+            child.wait(WAIT),
+            Ok((libc::CLD_EXITED, 0)),
+            "how the child ended (si_code, si_status)"
+        );
         // SAFETY: the child is done with `out`.
         let out = unsafe { std::ptr::read_volatile(&out) };
         assert!(
@@ -712,7 +738,11 @@ mod tests {
             return;
         }
         let mut child = Child::new(ret, pidfd);
-        assert_eq!(child.wait(WAIT), Ok((libc::CLD_EXITED, 42)));
+        assert_eq!(
+            child.wait(WAIT),
+            Ok((libc::CLD_EXITED, 42)),
+            "how the child ended (si_code, si_status)"
+        );
         // SAFETY: the child is done with `ids`.
         let ids = unsafe { std::ptr::read_volatile(&ids) };
         assert_eq!(ids.ran, 1, "the child's entry did not run");
