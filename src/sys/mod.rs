@@ -10,6 +10,7 @@
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.
 
+pub(crate) mod clone3;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod raw;
