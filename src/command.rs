@@ -57,6 +57,52 @@ impl From<File> for Stdio {
     }
 }
 
+/// How much of a child's process tree the supervisor holds on to: what
+/// its stop ladder, [`Reaper::kill`](crate::Reaper::kill), drop-time
+/// cleanup and shutdown reach, and what dies with the supervisor.
+///
+/// | | stop / kill reach | after the supervisor's SIGKILL | a descendant escapes by |
+/// |---|---|---|---|
+/// | `None` | the child | the child (`PR_SET_PDEATHSIG`) | being a descendant |
+/// | `ProcessGroup` | the child's process group | the child only | `setsid(2)` or `setpgid(2)` |
+/// | `PidNamespace` | the whole namespace | the whole namespace | nothing (kernel-enforced) |
+///
+/// A cgroup-based variant (born in its own cgroup v2 leaf, killed with
+/// `cgroup.kill`) is not built yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Containment {
+    /// The child alone (the default): its descendants are on their own.
+    #[default]
+    None,
+    /// The child leads a new process group (`setpgid(0, 0)`), and every
+    /// signal of its ladder, and the final SIGKILL, go to the whole group
+    /// (through the pidfd with `PIDFD_SIGNAL_PROCESS_GROUP` on Linux 6.9+,
+    /// else `kill(-pgid)` while the leader is unreaped). Not
+    /// kernel-enforced: a descendant that calls `setsid` or `setpgid`
+    /// leaves the group, and after the supervisor's SIGKILL only the child
+    /// itself dies (by its parent-death signal).
+    /// [setpgid(2)](https://man7.org/linux/man-pages/man2/setpgid.2.html)
+    ProcessGroup,
+    /// The child is init (PID 1) of a new PID namespace (`CLONE_NEWPID`,
+    /// needs `CAP_SYS_ADMIN`). When it dies, for whatever reason, its
+    /// parent-death signal after the supervisor's SIGKILL included, the
+    /// kernel SIGKILLs every process in the namespace, so no descendant
+    /// survives it, `setsid` or double fork notwithstanding; and it is
+    /// reaped only once they are all gone.
+    ///
+    /// Being PID 1 changes two things for the program
+    /// ([pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)):
+    /// signals it has no handler for are dropped, so a program that relies
+    /// on SIGTERM's default action does not stop on the ladder's SIGTERM and
+    /// is SIGKILLed at the end of the grace; and orphans in the namespace
+    /// are reparented to it, so a program that never waits for unknown
+    /// children leaves zombies until it exits. Programs written to be a
+    /// container's init (or run under one, such as `pidreap run`) handle
+    /// both. pidreap inserts no init of its own.
+    PidNamespace,
+}
+
 /// A program to run under supervision, built like
 /// [`std::process::Command`].
 ///
@@ -98,6 +144,7 @@ pub struct Command {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdio: [Stdio; 3],
     pub(crate) pgid: Option<i32>,
+    pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
     group: Option<GroupId>,
@@ -120,6 +167,7 @@ impl Command {
             cwd: None,
             stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
             pgid: None,
+            containment: Containment::None,
             death_signal: Some(Signal::KILL),
             ladder: None,
             group: None,
@@ -221,6 +269,22 @@ impl Command {
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
         self.pgid = Some(pgid);
         self
+    }
+
+    /// How much of the child's process tree is stopped with it and dies with
+    /// the supervisor: see [`Containment`]. Default: [`Containment::None`].
+    /// `ProcessGroup` is the same as `process_group(0)`.
+    pub fn containment(&mut self, containment: Containment) -> &mut Command {
+        self.containment = containment;
+        if containment == Containment::ProcessGroup {
+            self.pgid = Some(0);
+        }
+        self
+    }
+
+    /// The containment, as set with [`containment`](Command::containment).
+    pub fn get_containment(&self) -> Containment {
+        self.containment
     }
 
     /// The signal the child gets when the supervising thread dies

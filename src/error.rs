@@ -58,7 +58,7 @@ pub enum Error {
     },
     /// The kernel lacks something pidreap cannot work without (pidfds need
     /// Linux 5.3; `waitid(P_PIDFD)` 5.4).
-    #[error("{what} is not available on this kernel: {source}")]
+    #[error("{what} is not available here: {source}")]
     Unsupported {
         /// The missing feature.
         what: &'static str,

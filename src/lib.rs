@@ -86,7 +86,7 @@ mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use command::{Command, Stdio};
+pub use command::{Command, Containment, Stdio};
 pub use engine::id::{ChildId, GroupId};
 pub use engine::ladder::{Step, StopLadder};
 pub use error::{Error, Result};

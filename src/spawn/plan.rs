@@ -6,7 +6,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use crate::command::{Command, StdioKind};
+use crate::command::{Command, Containment, StdioKind};
 use crate::error::{Error, Result};
 use crate::signal::Signal;
 use crate::sys::fd;
@@ -42,6 +42,7 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             pgid: cmd.pgid,
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
+            new_pid_namespace: cmd.containment == Containment::PidNamespace,
             #[cfg(feature = "testing")]
             setup_delay: cmd.setup_delay,
         },

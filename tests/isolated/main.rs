@@ -171,6 +171,11 @@ pub(crate) const TESTS: &[Test] = &[
         || fds::fd_exhaustion(true),
     ),
     t(
+        "sigkilled_supervisor_takes_its_whole_pid_namespace_tree",
+        120,
+        || parent_death::sigkilled_supervisor_takes_its_pidns_tree(20),
+    ),
+    t(
         "group_kill_without_the_pidfd_group_flag_reaches_every_member",
         60,
         groups::group_kill_without_the_pidfd_flag,

@@ -184,3 +184,40 @@ pub(crate) fn death_signal_options() {
     }
     assert_no_children_left("after the death signal tests");
 }
+
+/// A helper supervising a tree in a new PID namespace is SIGKILLed: within
+/// a second nothing of the tree is alive (the child dies of its death
+/// signal, the kernel kills the rest of the namespace with it), `rounds`
+/// times in a row.
+pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize) {
+    set_subreaper();
+    for round in 0..rounds {
+        let mut guard = Guard::new();
+        let mut helper = start_helper("pidns-tree", false);
+        guard.track(helper.id());
+        let mut out = Lines::new(helper.stdout.take().unwrap());
+        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
+        guard.track(child);
+        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
+        let ns = support::pid_ns(child).expect("the tree's namespace");
+        let before = support::ns_members(&ns);
+        for pid in &before {
+            guard.track(*pid);
+        }
+        assert!(before.len() >= 4, "round {round}: tree {before:?}");
+        helper.kill().unwrap();
+        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
+        support::wait_until(
+            Duration::from_secs(1),
+            &format!("round {round}: nothing of the namespace is alive"),
+            || support::ns_members(&ns).is_empty(),
+        );
+        let status = reap(child, LONG);
+        assert_eq!(
+            std::process::ExitStatus::from_raw(status).signal(),
+            Some(libc::SIGKILL),
+            "round {round}: the tree's init did not die of the death signal"
+        );
+    }
+    assert_no_children_left("after the pidns rounds");
+}

@@ -42,6 +42,7 @@ pub(crate) fn run_role(role: &str) -> ExitCode {
     match role {
         "workers" => helper_workers(),
         "delayed" => helper_delayed(),
+        "pidns-tree" => helper_pidns_tree(),
         _ => panic!("unknown role {role}"),
     }
     ExitCode::SUCCESS
@@ -88,6 +89,28 @@ fn helper_delayed() {
     std::io::stdout().flush().unwrap();
     let r = reaper.spawn(&cmd);
     println!("spawned: {r:?}");
+}
+
+/// The shell script of a tree whose descendants all try to outlive the
+/// supervisor: background children, a `setsid` daemon, a double-forked
+/// grandchild, each ignoring SIGTERM. Prints "ready" when all run.
+pub(crate) const TREE: &str = "trap '' TERM; sleep 1000 & setsid sleep 1000 & (sleep 1000 &) ; \
+    sleep 0.2; echo ready; wait";
+
+/// Spawns [`TREE`] as init of a new PID namespace, its stdout on ours;
+/// prints the child's pid first, then waits (bounded) to be SIGKILLed.
+fn helper_pidns_tree() {
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", TREE])
+        .containment(pidreap::Containment::PidNamespace)
+        .stdin(Stdio::null());
+    let mut out = std::io::stdout().lock();
+    let child = reaper.spawn(&cmd).unwrap();
+    writeln!(out, "{}", child.pid()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
 }
 
 pub(crate) const DELAY: Duration = Duration::from_secs(2);

@@ -524,3 +524,19 @@ pub fn open_inheritable() -> OwnedFd {
     assert_eq!(flags & libc::FD_CLOEXEC, 0, "the fd should be inheritable");
     fd
 }
+
+/// The PID namespace of `pid`, as the `/proc/PID/ns/pid` link names it.
+pub fn pid_ns(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Every live (non-zombie) process in namespace `ns`.
+pub fn ns_members(ns: &str) -> Vec<u32> {
+    all_procs()
+        .into_iter()
+        .filter(|(pid, st)| st.state != 'Z' && pid_ns(*pid).as_deref() == Some(ns))
+        .map(|(pid, _)| pid)
+        .collect()
+}

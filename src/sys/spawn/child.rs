@@ -42,6 +42,7 @@ pub(crate) enum Stage {
     Rlimit = 5,
     DeathSignal = 6,
     Exec = 7,
+    ParentDied = 8,
 }
 
 impl Stage {
@@ -54,6 +55,7 @@ impl Stage {
             5 => Stage::Rlimit,
             6 => Stage::DeathSignal,
             7 => Stage::Exec,
+            8 => Stage::ParentDied,
             _ => return None,
         })
     }
@@ -68,6 +70,9 @@ impl Stage {
             Stage::Rlimit => "restoring RLIMIT_NOFILE (prlimit64)",
             Stage::DeathSignal => "setting the parent-death signal (prctl)",
             Stage::Exec => "executing the program (execve)",
+            Stage::ParentDied => {
+                "checking that the parent is alive after PR_SET_PDEATHSIG (it had exited)"
+            }
         }
     }
 }
@@ -110,6 +115,10 @@ pub(crate) struct Plan {
     pub(crate) death_signal: c_int,
     /// The parent's pid, recorded before the clone.
     pub(crate) parent_pid: c_int,
+    /// A pidfd of the parent (below `keep_below`), or -1: used instead of
+    /// `getppid()` by a child in a new PID namespace, where the parent is
+    /// not visible and `getppid()` returns 0.
+    pub(crate) parent_pidfd: c_int,
     /// The signal mask to exec with.
     pub(crate) mask: KernelSigset,
     /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
@@ -151,11 +160,11 @@ const CLOSE_RANGE_ALL: usize = u32::MAX as usize;
 /// The highest signal number the kernel has (`_NSIG`).
 const LAST_SIGNAL: usize = 64;
 
+/// The exit code after a failure was reported to the parent.
+const FAILED_EXIT: i32 = 127;
 /// The exit code of a child whose parent died before `PR_SET_PDEATHSIG`
 /// took effect. Nobody is left to read it; it is distinct for `strace`.
 const PARENT_DIED_EXIT: i32 = 126;
-/// The exit code after a failure was reported to the parent.
-const FAILED_EXIT: i32 = 127;
 
 /// Errors after which `execvp(3)` goes on to the next `PATH` entry.
 #[inline(always)]
@@ -206,6 +215,17 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 /// `p` must be the plan the parent prepared.
 #[inline(always)]
 unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
+    // SAFETY: forwarded from the caller.
+    unsafe { fail_with(p, stage, errno, FAILED_EXIT) }
+}
+
+/// [`fail`] with a given exit code.
+///
+/// # Safety
+///
+/// As for [`fail`].
+#[inline(always)]
+unsafe fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
     let result = ChildResult {
         stage: stage as u32,
         errno: errno as i32,
@@ -227,7 +247,7 @@ unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
         // nobody else touches it while the parent is suspended.
         unsafe { core::ptr::write_volatile(p.result, result) };
     }
-    exit_group(FAILED_EXIT)
+    exit_group(code)
 }
 
 /// Step 1: `close_range(keep_below, ~0, CLOSE_RANGE_UNSHARE)` gives the
@@ -392,9 +412,15 @@ unsafe fn test_delay(p: &Plan) {
     }
 }
 
-/// Step 7: `PR_SET_PDEATHSIG`, then compare `getppid()` with the pid the
-/// parent recorded before the clone: a parent that died before the prctl
-/// sends no signal, so the child exits now instead of running orphaned.
+/// Step 7: `PR_SET_PDEATHSIG`, then check that the parent is still alive:
+/// a parent that died before the prctl sends no signal, so the child exits
+/// now instead of running orphaned. The check compares `getppid()` with the
+/// pid the parent recorded before the clone; in a new PID namespace, where
+/// `getppid()` is 0, it polls a pidfd of the parent instead, which is
+/// readable once the parent has exited
+/// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)).
+/// A child that finds its parent gone reports it (the parent, if it is in
+/// fact alive, gets a typed error) and exits.
 /// [PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)
 unsafe fn set_death_signal(p: &Plan) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
@@ -411,11 +437,44 @@ unsafe fn set_death_signal(p: &Plan) {
         // SAFETY: forwarded from the caller.
         unsafe { fail(p, Stage::DeathSignal, r.wrapping_neg()) }
     }
-    // SAFETY: getppid takes no arguments.
-    let ppid = unsafe { syscall4(libc::SYS_getppid, 0, 0, 0, 0) };
-    if ppid != p.parent_pid as isize {
-        exit_group(PARENT_DIED_EXIT);
+    let parent_gone = if p.parent_pidfd >= 0 {
+        let mut poll = PollFd {
+            fd: p.parent_pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let now = [0i64; 2];
+        // SAFETY: ppoll reads one pollfd and a zero timespec from locals and
+        // writes the pollfd's revents; no signal mask is passed.
+        let r = unsafe {
+            syscall6(
+                libc::SYS_ppoll,
+                &mut poll as *mut PollFd as usize,
+                1,
+                now.as_ptr() as usize,
+                0,
+                KERNEL_SIGSET_SIZE,
+                0,
+            )
+        };
+        r > 0 && poll.revents & libc::POLLIN != 0
+    } else {
+        // SAFETY: getppid takes no arguments.
+        let ppid = unsafe { syscall4(libc::SYS_getppid, 0, 0, 0, 0) };
+        ppid != p.parent_pid as isize
+    };
+    if parent_gone {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail_with(p, Stage::ParentDied, libc::ESRCH as isize, PARENT_DIED_EXIT) }
     }
+}
+
+/// The kernel's `struct pollfd`.
+#[repr(C)]
+struct PollFd {
+    fd: c_int,
+    events: i16,
+    revents: i16,
 }
 
 /// Step 8: `execve` each candidate in turn, as `execvp(3)` does: go on

@@ -75,6 +75,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) death_signal: Option<i32>,
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub(crate) nofile: Option<(u64, u64)>,
+    /// Start the child as init of a new PID namespace (`CLONE_NEWPID`).
+    pub(crate) new_pid_namespace: bool,
     /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
     #[cfg(feature = "testing")]
     pub(crate) setup_delay: Option<std::time::Duration>,

@@ -30,6 +30,9 @@ pub(crate) struct Spawner {
     mapping: *mut c_void,
     mapping_len: usize,
     parent_pid: i32,
+    /// A pidfd of this process (and the pid it was opened for), once a
+    /// child in a new PID namespace needed one.
+    self_pidfd: Option<(i32, OwnedFd)>,
 }
 
 impl Spawner {
@@ -59,6 +62,7 @@ impl Spawner {
             mapping,
             mapping_len,
             parent_pid: std::process::id() as i32,
+            self_pidfd: None,
         };
         // SAFETY: the lowest page of the mapping we just made becomes the
         // guard page; the stack grows down towards it.
@@ -66,6 +70,22 @@ impl Spawner {
             return Err(io::Error::last_os_error());
         }
         Ok(spawner)
+    }
+
+    /// A pidfd of this process at the lowest free number from 3 (a
+    /// duplicate of one opened once), for a child to check on its parent.
+    /// [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+    fn parent_pidfd_for_child(&mut self) -> io::Result<OwnedFd> {
+        let pid = std::process::id() as i32;
+        if self.self_pidfd.as_ref().is_none_or(|(p, _)| *p != pid) {
+            let fd = rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(pid).expect("our pid is positive"),
+                rustix::process::PidfdFlags::empty(),
+            )?;
+            self.self_pidfd = Some((pid, fd));
+        }
+        let (_, fd) = self.self_pidfd.as_ref().expect("just set");
+        crate::sys::fd::duplicate(fd)
     }
 
     /// The top of the stack, 16-byte aligned as both ABIs require.
@@ -128,6 +148,25 @@ impl Spawner {
                 keep_below = keep_below.max(raw + 1);
             }
         }
+        // A child in a new PID namespace checks on its parent through a
+        // pidfd, which must survive the fd-table unshare: a low duplicate
+        // for this spawn, closed when it returns.
+        let parent_pidfd = if req.new_pid_namespace {
+            match self.parent_pidfd_for_child() {
+                Ok(fd) => {
+                    keep_below = keep_below.max(fd.as_raw_fd() + 1);
+                    Some(fd)
+                }
+                Err(source) => {
+                    return Attempt::Done(Err(SpawnError::Os {
+                        op: "opening a pidfd of this process (pidfd_open)",
+                        source,
+                    }))
+                }
+            }
+        } else {
+            None
+        };
         #[cfg(feature = "testing")]
         let delay = req.setup_delay.unwrap_or_default();
         let mut result = ChildResult::default();
@@ -142,6 +181,7 @@ impl Spawner {
             pgid: req.pgid.unwrap_or(-1),
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
+            parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
             mask: 0,
             has_nofile: req.nofile.is_some(),
             nofile: req.nofile.map_or([0, 0], |(s, h)| [s, h]),
@@ -160,6 +200,9 @@ impl Spawner {
         }
         if clone_pidfd {
             flags |= libc::CLONE_PIDFD;
+        }
+        if req.new_pid_namespace {
+            flags |= libc::CLONE_NEWPID;
         }
         let mut pidfd: c_int = -1;
         // Block everything across the clone, so that no handler of ours runs
@@ -187,6 +230,13 @@ impl Spawner {
         signals::set_mask(mask_before);
 
         if pid < 0 {
+            if req.new_pid_namespace && clone_err.raw_os_error() == Some(libc::EPERM) {
+                // Not a missing spawn feature: the namespace is refused.
+                return Attempt::Done(Err(SpawnError::Unsupported {
+                    what: "a new PID namespace (CLONE_NEWPID needs CAP_SYS_ADMIN)",
+                    source: clone_err,
+                }));
+            }
             let refused = matches!(
                 clone_err.raw_os_error(),
                 Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
