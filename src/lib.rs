@@ -37,7 +37,8 @@
 //! - **No orphans.** Every child is spawned with `PR_SET_PDEATHSIG`
 //!   (SIGKILL by default) and checks, after setting it, that its parent has
 //!   not already died (the race most supervisors leave open). A supervisor
-//!   that is SIGKILLed takes its children with it.
+//!   that is SIGKILLed takes its children with it; with
+//!   [`Containment::PidNamespace`], their whole trees too.
 //! - **No zombies, no PID races.** Every child has a pidfd from the first
 //!   instant (`CLONE_PIDFD`). It is signalled only through the pidfd and
 //!   reaped with `waitid(P_PIDFD)`, so a recycled pid is never hit.
