@@ -131,7 +131,7 @@ pub(crate) fn refused_features(refuse: Refuse) {
                 other => panic!("expected Error::Unsupported, got {other:?}"),
             }
             assert!(
-                e.to_string().contains("not available on this kernel"),
+                e.to_string().contains("pidfd_open is not available here"),
                 "{e}"
             );
             assert!(reaper.is_empty());
