@@ -8,7 +8,9 @@
 //! - [`pidfd`]: `pidfd_send_signal(2)` and the raw `waitid(2)`.
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.
+//! - [`cgroup`]: cgroup v2 leaf cgroups, `cgroup.kill`, `populated`, usage.
 
+pub(crate) mod cgroup;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod raw;
