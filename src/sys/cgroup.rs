@@ -100,11 +100,22 @@ impl From<CgroupError> for Unavailable {
     fn from(e: CgroupError) -> Unavailable {
         match e {
             CgroupError::Os { op, path, source } => Unavailable::Os { op, path, source },
-            other => Unavailable::Os {
-                op: "using cgroup",
-                path: PathBuf::new(),
-                source: io::Error::other(other.to_string()),
+            CgroupError::Busy { path } => Unavailable::Os {
+                op: "removing cgroup",
+                path,
+                source: io::Error::from_raw_os_error(libc::EBUSY),
             },
+            e @ CgroupError::Survivors { .. } => {
+                let message = e.to_string();
+                let CgroupError::Survivors { path, .. } = e else {
+                    unreachable!("matched above")
+                };
+                Unavailable::Os {
+                    op: "killing cgroup",
+                    path,
+                    source: io::Error::other(message),
+                }
+            }
         }
     }
 }
@@ -309,9 +320,9 @@ impl CgroupDir {
     /// (`EEXIST`), never reused.
     ///
     /// Creating a directory is how cgroups are made; `EACCES`, `EPERM` and
-    /// `EROFS` mean the cgroup is not ours to manage:
-    /// [Creating a cgroup](https://docs.kernel.org/admin-guide/cgroup-v2.html#processes)
-    /// and [Delegation](https://docs.kernel.org/admin-guide/cgroup-v2.html#delegation).
+    /// `EROFS` mean the cgroup is not ours to manage: see
+    /// [Processes](https://docs.kernel.org/admin-guide/cgroup-v2.html#processes)
+    /// (a cgroup is created by creating a directory) and [Delegation](https://docs.kernel.org/admin-guide/cgroup-v2.html#delegation).
     pub(crate) fn create_child(&self, name: &str) -> Result<CgroupDir, Unavailable> {
         let path = self.path.join(name);
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {

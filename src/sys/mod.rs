@@ -9,10 +9,13 @@
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.
 //! - [`cgroup`]: cgroup v2 leaf cgroups, `cgroup.kill`, `populated`, usage.
+//! - [`sentinel`]: the process that kills a cgroup subtree once the
+//!   supervisor is gone.
 
 pub(crate) mod cgroup;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod raw;
+pub(crate) mod sentinel;
 pub(crate) mod signals;
 pub(crate) mod spawn;
