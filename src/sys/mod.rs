@@ -9,10 +9,17 @@
 //! - [`pidfd`]: `pidfd_send_signal(2)` and the raw `waitid(2)`.
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.
+//! - [`clone3`]: `clone3(2)` with an assembly trampoline, for
+//!   `CLONE_INTO_CGROUP` (not used by the spawn path yet).
+//! - [`cgroup`]: cgroup v2 leaf cgroups, `cgroup.kill`, `populated`, usage.
+//! - [`sentinel`]: the process that kills a cgroup subtree once the
+//!   supervisor is gone.
 
+pub(crate) mod cgroup;
 pub(crate) mod clone3;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod raw;
+pub(crate) mod sentinel;
 pub(crate) mod signals;
 pub(crate) mod spawn;

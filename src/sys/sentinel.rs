@@ -1,0 +1,1097 @@
+//! The kill sentinel: a tiny process that kills a cgroup's whole subtree
+//! once the supervisor is gone, however it went.
+//!
+//! The kernel kills nothing in a cgroup when the process that made it dies
+//! (see [Processes](https://docs.kernel.org/admin-guide/cgroup-v2.html#processes)),
+//! and `PR_SET_PDEATHSIG` reaches only direct children
+//! ([prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html)); a
+//! grandchild that called `setsid` and was reparented escapes both. The
+//! sentinel closes that gap: it waits for end-of-file on a *lifeline* pipe
+//! whose only write end the supervisor holds. The kernel closes that end
+//! when the supervisor exits, execs, or is killed by any signal, SIGKILL
+//! included ([pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html):
+//! a read returns 0 once every write end is closed). The sentinel then
+//! writes `1` to the target's `cgroup.kill`, waits (at most
+//! [`KILL_WAIT`]) for `populated 0` in `cgroup.events`, removes the
+//! target's child cgroups and the target itself, and exits 0.
+//!
+//! # How it is made
+//!
+//! `clone(CLONE_VM | CLONE_PIDFD)` with exit signal SIGCHLD, on a stack of
+//! its own ([clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html)):
+//! sharing the address space means no page tables are copied, so a big
+//! supervisor starts it as fast as a small one, and no copy-on-write faults
+//! follow. It shares no fd table (no `CLONE_FILES`): its first acts are
+//! closing its copy of the lifeline's write end and every other fd but the
+//! three it needs (`close_range(2)`). It does not wait for exec (no
+//! `CLONE_VFORK`) and never execs. Every signal is blocked across the clone
+//! and stays blocked in the sentinel; it calls `setsid` so that signals
+//! sent to the supervisor's process group or session never reach it, and
+//! it sets no parent-death signal (it must act after the parent dies).
+//!
+//! Because it shares the supervisor's memory, the sentinel runs raw system
+//! calls only (`sys::raw`), on a [`Plan`] prepared before the clone: no
+//! allocation, no libc, no `errno`, no thread-local storage, nothing that
+//! can panic. The memory it uses (its stack and the plan) is freed only
+//! after it was reaped, and leaked if it could not be.
+//!
+//! # Limits
+//!
+//! - It needs `cgroup.kill` (Linux 5.14); [`Sentinel::start`] refuses where
+//!   the target has none.
+//! - It shares the supervisor's `mm`, and the OOM killer kills every
+//!   process sharing the victim's `mm` (`__oom_kill_process` in
+//!   [mm/oom_kill.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/mm/oom_kill.c)):
+//!   a supervisor killed by the OOM killer takes the sentinel with it, and
+//!   the subtree is left running. Before Linux 5.16 a core dump did the
+//!   same (fixed by
+//!   [commit 0258b5fd7c71](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=0258b5fd7c7124b87e185a1a9322d2c66b1876b7),
+//!   "coredump: Limit coredumps to a single thread group").
+//! - A SIGKILL sent to the sentinel itself ends it; the supervisor should
+//!   watch [`Sentinel::pidfd`] and report that containment after its own
+//!   death is lost.
+//! - The lifeline's write end is close-on-exec: a supervisor that execs
+//!   triggers the sentinel.
+//! - The kernel keeps 15 bytes of a process name, so `ps` shows the
+//!   sentinel as `pidreap-sentine`.
+
+// The containment work wires this into the reaper.
+#![allow(dead_code)]
+
+use std::ffi::{c_int, c_void, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{Access, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::cgroup::CgroupDir;
+use super::pidfd::{try_reap, Reaped};
+use super::raw::{exit_group, syscall4, syscall6};
+use super::{fd, signals};
+use crate::status::ExitStatus;
+
+/// How long the sentinel waits for `populated 0` after writing
+/// `cgroup.kill` before it gives up (and exits with [`EXIT_STILL_POPULATED`]).
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long dropping a [`Sentinel`] waits for it to finish: its own wait
+/// for the subtree to die, plus a margin for removing the directories.
+pub(crate) const DROP_BOUND: Duration = Duration::from_secs(12);
+
+/// Exit code: `cgroup.kill` could not be opened or written.
+const EXIT_KILL_FAILED: i32 = 10;
+/// Exit code: the subtree was still populated after [`KILL_WAIT`].
+const EXIT_STILL_POPULATED: i32 = 11;
+/// Exit code: a cgroup directory could not be removed.
+const EXIT_REMOVE_FAILED: i32 = 12;
+/// Exit code: the inherited fds could not be closed (`close_range`).
+const EXIT_SETUP_FAILED: i32 = 13;
+
+/// What an exit code of the sentinel means, for error messages.
+fn describe_exit(code: i32) -> &'static str {
+    match code {
+        EXIT_KILL_FAILED => "it could not write to cgroup.kill",
+        EXIT_STILL_POPULATED => "the cgroup was still populated after the kill wait",
+        EXIT_REMOVE_FAILED => "it could not remove the cgroup directories",
+        EXIT_SETUP_FAILED => "it could not close its inherited fds (close_range)",
+        _ => "unexpected exit code",
+    }
+}
+
+/// The process name, NUL-terminated (`PR_SET_NAME` keeps 15 bytes).
+const NAME: &[u8] = b"pidreap-sentinel\0";
+const CGROUP_KILL: &[u8] = b"cgroup.kill\0";
+const CGROUP_EVENTS: &[u8] = b"cgroup.events\0";
+
+/// Stack for the sentinel, above a guard page. Its frames are small; the
+/// deepest part is the directory walk ([`MAX_DEPTH`] levels of a 1 KiB
+/// buffer).
+const STACK_SIZE: usize = 128 * 1024;
+
+/// Directory levels below the target the sentinel removes.
+const MAX_DEPTH: u32 = 16;
+
+/// Everything the sentinel needs, prepared before the clone. Owned by the
+/// [`Sentinel`]; freed only after the sentinel was reaped.
+#[repr(C)]
+#[derive(Debug)]
+struct Plan {
+    /// The lifeline's read end.
+    lifeline: c_int,
+    /// The number of the supervisor's write end, which the sentinel closes
+    /// first (its copy would keep the pipe open forever).
+    lifeline_write: c_int,
+    /// The target cgroup's directory fd.
+    target: c_int,
+    /// The directory fd of the target's parent, for removing the target.
+    parent: c_int,
+    /// The three fds above, ascending: every other fd is closed.
+    keep: [c_int; 3],
+    /// The target's name in its parent, NUL-terminated.
+    name: *const u8,
+}
+
+/// An anonymous mapping for the sentinel's stack; the lowest page is a
+/// `PROT_NONE` guard. Not unmapped on drop: see [`Stack::free`].
+#[derive(Debug)]
+struct Stack {
+    base: *mut c_void,
+    len: usize,
+}
+
+impl Stack {
+    fn new() -> io::Result<Stack> {
+        // SAFETY: sysconf only reads a constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page = if page > 0 { page as usize } else { 4096 };
+        let len = STACK_SIZE + page;
+        // SAFETY: a new anonymous private mapping; no existing memory is
+        // touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(context("mmap of its stack", io::Error::last_os_error()));
+        }
+        // SAFETY: the first page of the mapping made above.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmaps the mapping made above, which nothing uses.
+            unsafe { libc::munmap(base, len) };
+            return Err(context("mprotect of its stack's guard page", e));
+        }
+        Ok(Stack { base, len })
+    }
+
+    /// The initial stack pointer: the top of the mapping, 16-byte aligned.
+    fn top(&self) -> *mut c_void {
+        ((self.base as usize + self.len) & !15) as *mut c_void
+    }
+
+    /// Unmaps the stack.
+    ///
+    /// # Safety
+    ///
+    /// No process may run on it any more: the sentinel was reaped.
+    unsafe fn free(self) {
+        // SAFETY: the caller vouches that nothing runs on the mapping.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+fn context(op: &str, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("starting the cgroup sentinel: {op} failed: {e}"),
+    )
+}
+
+/// A running sentinel guarding one cgroup subtree.
+///
+/// Dropping it is [`shutdown`](Self::shutdown) with [`DROP_BOUND`], errors
+/// logged.
+#[derive(Debug)]
+pub(crate) struct Sentinel {
+    pidfd: OwnedFd,
+    pid: i32,
+    lifeline: Option<OwnedFd>,
+    target: PathBuf,
+    /// Memory the sentinel runs on, released only once it was reaped.
+    stack: Option<Stack>,
+    plan: Option<Box<Plan>>,
+    name: Option<CString>,
+    finished: bool,
+}
+
+impl Sentinel {
+    /// Starts a sentinel for `target`'s subtree.
+    ///
+    /// Refuses (`Unsupported`) where `target` has no `cgroup.kill` (Linux
+    /// before 5.14), and (`InvalidInput`) where this process is itself in
+    /// `target`'s subtree, which the sentinel's kill would hit.
+    pub(crate) fn start(target: &CgroupDir) -> io::Result<Sentinel> {
+        let path = target.path().to_path_buf();
+        match rustix::fs::accessat(
+            target.fd(),
+            "cgroup.kill",
+            Access::WRITE_OK,
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "the cgroup sentinel needs cgroup.kill (Linux 5.14), and {} has none",
+                        path.join("cgroup.kill").display()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(context(
+                    &format!("checking {}", path.join("cgroup.kill").display()),
+                    e.into(),
+                ))
+            }
+        }
+        let me = std::process::id() as i32;
+        let inside = target
+            .subtree_procs()
+            .map_err(|e| context("listing the target's processes", io::Error::other(e)))?;
+        if inside.contains(&me) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot guard cgroup {} with a sentinel: this process is inside it, and the sentinel's kill would hit it",
+                    path.display()
+                ),
+            ));
+        }
+        let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cgroup path {} has no parent directory", path.display()),
+            ));
+        };
+        let name = CString::new(name.as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cgroup path {} contains a NUL byte", path.display()),
+            )
+        })?;
+        let parent = rustix::fs::open(
+            parent_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| context(&format!("opening {}", parent_path.display()), e.into()))?;
+        let (lifeline_read, lifeline_write) =
+            fd::pipe().map_err(|e| context("creating the lifeline pipe", e))?;
+        let floor = fd::high_floor();
+        let lifeline_write = fd::move_high(lifeline_write, floor);
+
+        let mut keep = [
+            lifeline_read.as_raw_fd(),
+            target.fd().as_raw_fd(),
+            parent.as_raw_fd(),
+        ];
+        keep.sort_unstable();
+        let plan = Box::new(Plan {
+            lifeline: lifeline_read.as_raw_fd(),
+            lifeline_write: lifeline_write.as_raw_fd(),
+            target: target.fd().as_raw_fd(),
+            parent: parent.as_raw_fd(),
+            keep,
+            name: name.as_ptr().cast(),
+        });
+        let stack = Stack::new()?;
+
+        let mut pidfd: c_int = -1;
+        let flags = libc::CLONE_VM | libc::CLONE_PIDFD | libc::SIGCHLD;
+        // Nothing of ours may run on the sentinel's side: block every signal
+        // across the clone; the sentinel keeps this mask for good.
+        let mask_before = signals::block_all();
+        // SAFETY: `sentinel_main` runs on `stack` (its own mapping, top
+        // 16-byte aligned) and reads only `plan`; both are owned by the
+        // Sentinel returned below and freed only after the sentinel was
+        // reaped (or leaked). With CLONE_PIDFD the kernel writes the pidfd
+        // to `pidfd`.
+        let pid = unsafe {
+            libc::clone(
+                sentinel_main,
+                stack.top(),
+                flags,
+                &*plan as *const Plan as *mut c_void,
+                &mut pidfd as *mut c_int,
+            )
+        };
+        let clone_err = io::Error::last_os_error();
+        signals::set_mask(mask_before);
+        if pid < 0 {
+            // SAFETY: the clone failed, so nothing runs on the stack.
+            unsafe { stack.free() };
+            return Err(context("clone", clone_err));
+        }
+        // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
+        // close-on-exec fd in `pidfd` that nothing else owns.
+        let pidfd = fd::move_high(unsafe { OwnedFd::from_raw_fd(pidfd) }, floor);
+        // The sentinel has its own copies of these.
+        drop(lifeline_read);
+        drop(parent);
+        Ok(Sentinel {
+            pidfd,
+            pid,
+            lifeline: Some(lifeline_write),
+            target: path,
+            stack: Some(stack),
+            plan: Some(plan),
+            name: Some(name),
+            finished: false,
+        })
+    }
+
+    /// The sentinel's pidfd: it becomes readable when the sentinel exits.
+    /// Before [`shutdown`](Self::shutdown) that means containment after the
+    /// supervisor's death is lost (someone killed the sentinel); then call
+    /// [`try_reap`](Self::try_reap).
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// The sentinel's pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The cgroup it guards.
+    pub(crate) fn target(&self) -> &std::path::Path {
+        &self.target
+    }
+
+    /// Reaps the sentinel if it has exited, without blocking: `Some` with
+    /// its status if it had (it no longer guards anything then).
+    pub(crate) fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.finished {
+            return Ok(None);
+        }
+        match try_reap(self.pidfd.as_fd()) {
+            Ok(Reaped::NotYet) => Ok(None),
+            Ok(Reaped::Exited { status, .. }) => {
+                self.release();
+                Ok(Some(status))
+            }
+            Ok(Reaped::Gone) => {
+                self.release();
+                Ok(Some(ExitStatus::Unknown))
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("reaping the cgroup sentinel (pid {}): {e}", self.pid),
+            )),
+        }
+    }
+
+    /// Closes the lifeline, so that the sentinel kills what is left of the
+    /// subtree, removes the cgroups and exits; then reaps it, waiting at
+    /// most `bound` (poll on the pidfd, then `waitid(P_PIDFD, WNOHANG)`).
+    ///
+    /// An error names what the sentinel could not do, or says it did not
+    /// exit in time (its memory is then leaked, never freed under it).
+    pub(crate) fn shutdown(mut self, bound: Duration) -> io::Result<()> {
+        self.finish(bound)
+    }
+
+    fn finish(&mut self, bound: Duration) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        drop(self.lifeline.take());
+        let deadline = Instant::now() + bound;
+        loop {
+            match try_reap(self.pidfd.as_fd()) {
+                Ok(Reaped::Exited { status, .. }) => {
+                    self.release();
+                    return self.outcome(status);
+                }
+                Ok(Reaped::Gone) => {
+                    // Someone else in this process reaped it: it is dead.
+                    self.release();
+                    log::warn!(
+                        "the cgroup sentinel (pid {}) for {} was reaped elsewhere; its outcome is unknown",
+                        self.pid,
+                        self.target.display()
+                    );
+                    return Ok(());
+                }
+                Ok(Reaped::NotYet) => {}
+                Err(e) => {
+                    self.leak();
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("reaping the cgroup sentinel (pid {}): {e}", self.pid),
+                    ));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.leak();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the cgroup sentinel (pid {}) for {} did not exit within {bound:?}",
+                        self.pid,
+                        self.target.display()
+                    ),
+                ));
+            }
+            let timeout = rustix::time::Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            let mut fds = [rustix::event::PollFd::new(
+                &self.pidfd,
+                rustix::event::PollFlags::IN,
+            )];
+            // EINTR and readiness alike lead back to waitid.
+            let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        }
+    }
+
+    fn outcome(&self, status: ExitStatus) -> io::Result<()> {
+        match status {
+            ExitStatus::Exited(0) => Ok(()),
+            ExitStatus::Exited(code) => Err(io::Error::other(format!(
+                "the cgroup sentinel (pid {}) for {} exited with code {code}: {}",
+                self.pid,
+                self.target.display(),
+                describe_exit(code)
+            ))),
+            other => Err(io::Error::other(format!(
+                "the cgroup sentinel (pid {}) for {} ended abnormally: {other}",
+                self.pid,
+                self.target.display()
+            ))),
+        }
+    }
+
+    /// Frees the sentinel's memory. Only once it was reaped.
+    fn release(&mut self) {
+        self.finished = true;
+        if let Some(stack) = self.stack.take() {
+            // SAFETY: the sentinel was reaped: nothing runs on the stack.
+            unsafe { stack.free() };
+        }
+        self.plan = None;
+        self.name = None;
+    }
+
+    /// Leaks the sentinel's memory: it may still be running on it.
+    fn leak(&mut self) {
+        self.finished = true;
+        // A Stack has no Drop: forgetting it leaves the mapping in place.
+        self.stack = None;
+        if let Some(plan) = self.plan.take() {
+            Box::leak(plan);
+        }
+        std::mem::forget(self.name.take());
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish(DROP_BOUND) {
+            log::error!("{e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// The sentinel's side: raw system calls only, on the plan.
+// ---------------------------------------------------------------------
+
+/// The kernel's `struct timespec` on 64-bit Linux.
+#[repr(C)]
+struct KernelTimespec {
+    sec: i64,
+    nsec: i64,
+}
+
+/// The kernel's `struct pollfd`.
+#[repr(C)]
+struct KernelPollFd {
+    fd: c_int,
+    events: i16,
+    revents: i16,
+}
+
+const NANOS: i64 = 1_000_000_000;
+/// The longest single `ppoll` in the wait for `populated 0`: a re-read (and
+/// a repeated kill) at least this often, should a notification be missed.
+const POLL_SLICE_NS: i64 = 100_000_000;
+/// Offsets in `struct linux_dirent64`: `d_reclen`, `d_type`, `d_name`.
+const DIRENT_RECLEN: usize = 16;
+const DIRENT_TYPE: usize = 18;
+const DIRENT_NAME: usize = 19;
+
+extern "C" fn sentinel_main(arg: *mut c_void) -> c_int {
+    // SAFETY: the parent passes a pointer to the Plan the Sentinel owns,
+    // which stays allocated while this process may run (see Plan).
+    let p = unsafe { &*(arg as *const Plan) };
+    // SAFETY: `run` makes raw system calls on the plan's fds and pointers
+    // and on locals of its own frames.
+    let code = unsafe { run(p) };
+    exit_group(code)
+}
+
+/// `syscall4` on integer arguments.
+///
+/// # Safety
+///
+/// As for [`syscall4`]: pointer arguments must be valid for the call.
+#[inline(always)]
+unsafe fn sys(nr: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    // SAFETY: forwarded; the caller vouches for the arguments.
+    unsafe { syscall4(nr, a1, a2, a3, a4) }
+}
+
+/// The monotonic clock in nanoseconds.
+fn now_ns() -> i64 {
+    let mut ts = KernelTimespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into a local.
+    unsafe {
+        sys(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC as usize,
+            &mut ts as *mut KernelTimespec as usize,
+            0,
+            0,
+        )
+    };
+    ts.sec.wrapping_mul(NANOS).wrapping_add(ts.nsec)
+}
+
+/// The sentinel's whole life. Returns its exit code.
+///
+/// # Safety
+///
+/// `p` must be the plan prepared by [`Sentinel::start`].
+unsafe fn run(p: &Plan) -> i32 {
+    // SAFETY: each call passes integers, the plan's fds, or pointers to
+    // NUL-terminated constants and to locals, valid for the call.
+    unsafe {
+        sys(libc::SYS_close, p.lifeline_write as usize, 0, 0, 0);
+        // Out of the supervisor's process group and session. Cannot fail:
+        // a new process is never a group leader.
+        sys(libc::SYS_setsid, 0, 0, 0, 0);
+        sys(
+            libc::SYS_prctl,
+            libc::PR_SET_NAME as usize,
+            NAME.as_ptr() as usize,
+            0,
+            0,
+        );
+        if !close_all_but(&p.keep) {
+            return EXIT_SETUP_FAILED;
+        }
+
+        // Wait for EOF: every write end closed, the supervisor is gone. A
+        // read error other than EINTR is taken as the same (kill rather than
+        // linger).
+        let mut buf = [0u8; 64];
+        loop {
+            let r = sys(
+                libc::SYS_read,
+                p.lifeline as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+                0,
+            );
+            if r > 0 || r == -(libc::EINTR as isize) {
+                continue;
+            }
+            break;
+        }
+        sys(libc::SYS_close, p.lifeline as usize, 0, 0, 0);
+        kill_and_remove(p)
+    }
+}
+
+/// Closes every fd but the (ascending) `keep`s.
+///
+/// # Safety
+///
+/// Only in the sentinel: it closes fds of its own table.
+unsafe fn close_all_but(keep: &[c_int; 3]) -> bool {
+    let mut lo: usize = 0;
+    for &k in keep.iter() {
+        if k < 0 {
+            continue;
+        }
+        let k = k as usize;
+        if k > lo {
+            // SAFETY: close_range takes integers.
+            let r = unsafe { sys(libc::SYS_close_range, lo, k.wrapping_sub(1), 0, 0) };
+            if r < 0 {
+                return false;
+            }
+        }
+        lo = k.wrapping_add(1);
+    }
+    // SAFETY: close_range takes integers.
+    unsafe { sys(libc::SYS_close_range, lo, u32::MAX as usize, 0, 0) >= 0 }
+}
+
+/// Kills the target's subtree, waits for it to empty, removes the
+/// directories. Returns the exit code.
+///
+/// # Safety
+///
+/// `p` must be the plan, with its fds open in this process.
+unsafe fn kill_and_remove(p: &Plan) -> i32 {
+    // SAFETY: openat/write/close/pread64/ppoll on our fds, with pointers to
+    // NUL-terminated constants and to locals, valid for each call.
+    unsafe {
+        let kill_fd = sys(
+            libc::SYS_openat,
+            p.target as usize,
+            CGROUP_KILL.as_ptr() as usize,
+            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+            0,
+        );
+        if kill_fd == -(libc::ENOENT as isize) {
+            // The target was removed already (start() checked that the file
+            // exists): the supervisor cleaned up itself.
+            return 0;
+        }
+        if kill_fd < 0 || !write_one(kill_fd) {
+            return EXIT_KILL_FAILED;
+        }
+
+        let events = sys(
+            libc::SYS_openat,
+            p.target as usize,
+            CGROUP_EVENTS.as_ptr() as usize,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+            0,
+        );
+        let mut emptied = false;
+        if events >= 0 {
+            let deadline = now_ns().wrapping_add(KILL_WAIT.as_nanos() as i64);
+            let mut buf = [0u8; 128];
+            loop {
+                // Reading from the start also re-arms the notification.
+                let n = syscall6(
+                    libc::SYS_pread64,
+                    events as usize,
+                    buf.as_mut_ptr() as usize,
+                    buf.len(),
+                    0,
+                    0,
+                    0,
+                );
+                if n > 0 {
+                    if let Some(false) = buf.get(..n as usize).and_then(populated_in) {
+                        emptied = true;
+                        break;
+                    }
+                }
+                let left = deadline.wrapping_sub(now_ns());
+                if left <= 0 {
+                    break;
+                }
+                // Anything moved in since: kill again (harmless if dying).
+                write_one(kill_fd);
+                let slice = if left < POLL_SLICE_NS {
+                    left
+                } else {
+                    POLL_SLICE_NS
+                };
+                let mut timeout = KernelTimespec {
+                    sec: slice / NANOS,
+                    nsec: slice % NANOS,
+                };
+                let mut pfd = KernelPollFd {
+                    fd: events as c_int,
+                    events: libc::POLLPRI,
+                    revents: 0,
+                };
+                syscall6(
+                    libc::SYS_ppoll,
+                    &mut pfd as *mut KernelPollFd as usize,
+                    1,
+                    &mut timeout as *mut KernelTimespec as usize,
+                    0,
+                    8,
+                    0,
+                );
+            }
+            sys(libc::SYS_close, events as usize, 0, 0, 0);
+        }
+        sys(libc::SYS_close, kill_fd as usize, 0, 0, 0);
+
+        // Remove the child cgroups, then the target. rmdir says EBUSY for
+        // a moment after the last process left on some kernels: retry a
+        // little when the tree is known to be empty.
+        let mut removed = false;
+        let mut tries = 0u32;
+        loop {
+            remove_children(p.target, 0);
+            let r = sys(
+                libc::SYS_unlinkat,
+                p.parent as usize,
+                p.name as usize,
+                libc::AT_REMOVEDIR as usize,
+                0,
+            );
+            if r == 0 || r == -(libc::ENOENT as isize) {
+                removed = true;
+                break;
+            }
+            if r != -(libc::EBUSY as isize) || !emptied || tries >= 50 {
+                break;
+            }
+            tries = tries.wrapping_add(1);
+            let pause = KernelTimespec {
+                sec: 0,
+                nsec: 20_000_000,
+            };
+            sys(
+                libc::SYS_nanosleep,
+                &pause as *const KernelTimespec as usize,
+                0,
+                0,
+                0,
+            );
+        }
+        if !emptied {
+            EXIT_STILL_POPULATED
+        } else if !removed {
+            EXIT_REMOVE_FAILED
+        } else {
+            0
+        }
+    }
+}
+
+/// Writes "1" to `fd`; true if the kernel took it.
+///
+/// # Safety
+///
+/// `fd` must be an fd of this process.
+unsafe fn write_one(fd: isize) -> bool {
+    let one = b"1";
+    // SAFETY: write reads one byte from a constant.
+    unsafe { sys(libc::SYS_write, fd as usize, one.as_ptr() as usize, 1, 0) == 1 }
+}
+
+/// The `populated` value in the text of `cgroup.events`. Iterators only:
+/// nothing here can panic.
+fn populated_in(text: &[u8]) -> Option<bool> {
+    const KEY: &[u8] = b"populated ";
+    let mut matched: usize = 0;
+    let mut matching = true;
+    for &b in text {
+        if b == b'\n' {
+            matched = 0;
+            matching = true;
+            continue;
+        }
+        if !matching {
+            continue;
+        }
+        match KEY.get(matched) {
+            Some(&k) if k == b => matched = matched.wrapping_add(1),
+            Some(_) => matching = false,
+            None => return Some(b != b'0'),
+        }
+    }
+    None
+}
+
+/// Removes every directory below `dir`, deepest first, at most
+/// [`MAX_DEPTH`] levels down. True if all went.
+///
+/// # Safety
+///
+/// `dir` must be a directory fd of this process.
+unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    // u64s for the 8-byte alignment of linux_dirent64.
+    let mut buf = [0u64; 128];
+    let base = buf.as_mut_ptr() as *mut u8;
+    let cap = std::mem::size_of_val(&buf);
+    let mut all = true;
+    // SAFETY: lseek/getdents64/openat/unlinkat/close on our fds; getdents64
+    // writes at most `cap` bytes into `buf`; every record read lies within
+    // the `n` bytes it wrote (checked before each access), and each name
+    // is NUL-terminated inside its record.
+    unsafe {
+        if sys(libc::SYS_lseek, dir as usize, 0, libc::SEEK_SET as usize, 0) < 0 {
+            return false;
+        }
+        loop {
+            let n = sys(libc::SYS_getdents64, dir as usize, base as usize, cap, 0);
+            if n == 0 {
+                break;
+            }
+            if n < 0 {
+                return false;
+            }
+            let n = n as usize;
+            let mut off: usize = 0;
+            while off.wrapping_add(DIRENT_NAME) < n {
+                let rec = base.add(off);
+                let reclen =
+                    std::ptr::read_unaligned(rec.add(DIRENT_RECLEN) as *const u16) as usize;
+                if reclen == 0 {
+                    return false;
+                }
+                let name = rec.add(DIRENT_NAME);
+                if *rec.add(DIRENT_TYPE) == libc::DT_DIR && !is_dot(name) {
+                    let sub = sys(
+                        libc::SYS_openat,
+                        dir as usize,
+                        name as usize,
+                        (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as usize,
+                        0,
+                    );
+                    if sub >= 0 {
+                        if !remove_children(sub as c_int, depth.wrapping_add(1)) {
+                            all = false;
+                        }
+                        sys(libc::SYS_close, sub as usize, 0, 0, 0);
+                    }
+                    if sys(
+                        libc::SYS_unlinkat,
+                        dir as usize,
+                        name as usize,
+                        libc::AT_REMOVEDIR as usize,
+                        0,
+                    ) < 0
+                    {
+                        all = false;
+                    }
+                }
+                off = off.wrapping_add(reclen);
+            }
+        }
+    }
+    all
+}
+
+/// True for the names "." and "..".
+///
+/// # Safety
+///
+/// `name` must point to a NUL-terminated name inside a dirent record (a
+/// record holds at least 5 bytes from its name on).
+unsafe fn is_dot(name: *const u8) -> bool {
+    // SAFETY: the caller vouches for three readable bytes.
+    unsafe { *name == b'.' && (*name.add(1) == 0 || (*name.add(1) == b'.' && *name.add(2) == 0)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::cgroup::test_support::*;
+    use std::path::Path;
+
+    /// Waits (bounded) until `check` holds; false at the deadline.
+    fn eventually(bound: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + bound;
+        loop {
+            if check() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn pidfd_of(pid: i32) -> OwnedFd {
+        rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).expect("positive pid"),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"))
+    }
+
+    #[test]
+    fn populated_in_parses_cgroup_events() {
+        assert_eq!(populated_in(b"populated 1\nfrozen 0\n"), Some(true));
+        assert_eq!(populated_in(b"populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(populated_in(b"frozen 1\npopulated 0\n"), Some(false));
+        assert_eq!(populated_in(b"xpopulated 0\n"), None);
+        assert_eq!(populated_in(b"populated "), None);
+        assert_eq!(populated_in(b""), None);
+    }
+
+    #[test]
+    fn shutdown_kills_the_tree_and_removes_the_cgroups() {
+        let t = TestCgroup::new("sentinel");
+        let leaf = t.dir.create_child("leaf").unwrap();
+        let deep = leaf.create_child("deeper").unwrap();
+        let tree = Tree::start(&leaf, &t.dir);
+        let sentinel = Sentinel::start(&t.dir).expect("starting the sentinel");
+        let pid = sentinel.pid();
+
+        // It set itself up: its own session, its name, only the three fds
+        // it keeps.
+        let comm = format!("/proc/{pid}/comm");
+        let fd_dir = format!("/proc/{pid}/fd");
+        let set_up = eventually(Duration::from_secs(5), || {
+            let name = std::fs::read_to_string(&comm).unwrap_or_default();
+            let fds = std::fs::read_dir(&fd_dir).map(|d| d.count()).unwrap_or(0);
+            let sid = rustix::process::getsid(rustix::process::Pid::from_raw(pid))
+                .map(|p| p.as_raw_nonzero().get())
+                .unwrap_or(0);
+            name == "pidreap-sentine\n" && fds == 3 && sid == pid
+        });
+        assert!(
+            set_up,
+            "sentinel {pid} not set up within 5 s: comm {:?}, fds {:?}",
+            std::fs::read_to_string(&comm),
+            std::fs::read_dir(&fd_dir).map(|d| d.count())
+        );
+        // It waits while the lifeline is open.
+        assert!(t.dir.populated().unwrap());
+        let sentinel_fd = pidfd_of(pid);
+        assert_eq!(
+            survivors_after(&[(pid, sentinel_fd)], Duration::ZERO),
+            vec![pid],
+            "the sentinel exited with the lifeline still open"
+        );
+
+        let own_pidfd = sentinel.pidfd().try_clone_to_owned().unwrap();
+        sentinel
+            .shutdown(Duration::from_secs(5))
+            .expect("the sentinel's clean-up");
+        assert_eq!(
+            tree.survivors_after(Duration::from_secs(1)),
+            Vec::<i32>::new()
+        );
+        for gone in [t.dir.path(), leaf.path(), deep.path()] {
+            assert!(!gone.exists(), "{} was not removed", gone.display());
+        }
+        // Reaped: it is no longer a waitable child of ours.
+        assert!(
+            matches!(try_reap(own_pidfd.as_fd()), Ok(Reaped::Gone)),
+            "sentinel {pid} was not reaped"
+        );
+    }
+
+    #[test]
+    fn shutdown_after_the_supervisor_cleaned_up_is_quiet() {
+        let t = TestCgroup::new("tidy");
+        let sentinel = Sentinel::start(&t.dir).expect("starting the sentinel");
+        t.dir.kill().unwrap();
+        t.dir.remove().unwrap();
+        sentinel
+            .shutdown(Duration::from_secs(5))
+            .expect("the sentinel after the target was removed");
+    }
+
+    const HELPER_ENV: &str = "PIDREAP_TEST_SENTINEL_HELPER_PARENT";
+    const READY: &str = "PIDREAP-SENTINEL-HELPER-READY";
+
+    /// The supervisor side of [`sentinel_outlives_a_sigkilled_supervisor`],
+    /// run in a re-executed copy of this test binary: makes a cgroup under
+    /// `parent`, starts a sentinel on it and a tree in it, says so, and
+    /// waits to be SIGKILLed (exits after 30 s if it is not).
+    fn helper_role(parent: &Path) -> ! {
+        let parent = CgroupDir::open(parent).expect("helper: opening the parent cgroup");
+        let target = parent
+            .create_child(&unique_name("helper"))
+            .expect("helper: creating the target cgroup");
+        let leaf = target
+            .create_child("leaf")
+            .expect("helper: creating the leaf");
+        let sentinel = Sentinel::start(&target).expect("helper: starting the sentinel");
+        let tree = Tree::start(&leaf, &target);
+        println!("{READY} {} {}", sentinel.pid(), target.path().display());
+        std::thread::sleep(Duration::from_secs(30));
+        // Not killed: leave without running destructors, as a killed
+        // supervisor would; the sentinel cleans up.
+        std::mem::forget(tree);
+        std::process::exit(3)
+    }
+
+    #[test]
+    fn sentinel_outlives_a_sigkilled_supervisor() {
+        if let Some(parent) = std::env::var_os(HELPER_ENV) {
+            helper_role(Path::new(&parent));
+        }
+        let own = crate::sys::cgroup::locate().expect("locating cgroup2");
+        let name = format!(
+            "{}::sentinel_outlives_a_sigkilled_supervisor",
+            module_path!().split_once("::").expect("crate::module").1
+        );
+        let exe = std::env::current_exe().expect("the test binary");
+        let helper = std::process::Command::new(exe)
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(HELPER_ENV, own.dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("re-executing the test binary as the helper");
+        struct Helper(std::process::Child);
+        impl Drop for Helper {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut helper = Helper(helper);
+        let mut out = LineReader::new(helper.0.stdout.take().expect("piped stdout"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ready = loop {
+            match out.next_line(deadline) {
+                // libtest prints "test <name> ... " before it, unterminated.
+                Some(line) => match line.find(READY) {
+                    Some(at) => break line[at..].to_string(),
+                    None => continue,
+                },
+                None => panic!("the helper did not report ready within 20 s"),
+            }
+        };
+        let mut words = ready.splitn(3, ' ').skip(1);
+        let sentinel_pid: i32 = words.next().and_then(|w| w.parse().ok()).expect("pid");
+        let target = CgroupDir::open(Path::new(words.next().expect("path"))).unwrap();
+        let target = TestCgroup::adopt(target);
+        let sentinel = pidfd_of(sentinel_pid);
+        let members: Vec<(i32, OwnedFd)> = target
+            .dir
+            .subtree_procs()
+            .unwrap()
+            .into_iter()
+            .map(|pid| (pid, pidfd_of(pid)))
+            .collect();
+        assert!(members.len() >= TREE_SIZE, "tree: {members:?}");
+        assert_eq!(
+            survivors_after(&[(sentinel_pid, sentinel)], Duration::ZERO),
+            vec![sentinel_pid],
+            "the sentinel is not running"
+        );
+        let sentinel = pidfd_of(sentinel_pid);
+
+        helper.0.kill().expect("SIGKILL to the helper");
+        let killed = Instant::now();
+        helper.0.wait().expect("reaping the helper");
+
+        let left = survivors_after(&members, Duration::from_secs(1));
+        assert_eq!(
+            left,
+            Vec::<i32>::new(),
+            "tree members alive 1 s after the SIGKILL"
+        );
+        let removed = eventually(
+            Duration::from_secs(1).saturating_sub(killed.elapsed()),
+            || !target.dir.path().exists(),
+        );
+        assert!(
+            removed,
+            "{} still exists 1 s after the SIGKILL",
+            target.dir.path().display()
+        );
+        assert_eq!(
+            survivors_after(&[(sentinel_pid, sentinel)], Duration::from_secs(1)),
+            Vec::<i32>::new(),
+            "the sentinel did not exit after cleaning up"
+        );
+    }
+}
