@@ -143,7 +143,7 @@ pub struct Command {
     pub(crate) env: BTreeMap<OsString, Option<OsString>>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdio: [Stdio; 3],
-    pub(crate) pgid: Option<i32>,
+    pgid: Option<i32>,
     pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
@@ -276,9 +276,6 @@ impl Command {
     /// `ProcessGroup` is the same as `process_group(0)`.
     pub fn containment(&mut self, containment: Containment) -> &mut Command {
         self.containment = containment;
-        if containment == Containment::ProcessGroup {
-            self.pgid = Some(0);
-        }
         self
     }
 
@@ -347,9 +344,19 @@ impl Command {
         self.group
     }
 
+    /// The process group the child joins (`setpgid(0, pgid)`): a new one it
+    /// leads (0) under [`Containment::ProcessGroup`], else as
+    /// [`process_group`](Command::process_group) set it.
+    pub(crate) fn pgid(&self) -> Option<i32> {
+        match self.containment {
+            Containment::ProcessGroup => Some(0),
+            _ => self.pgid,
+        }
+    }
+
     /// True when the child leads its own process group.
     pub(crate) fn leads_group(&self) -> bool {
-        self.pgid == Some(0)
+        self.pgid() == Some(0)
     }
 }
 

@@ -49,6 +49,14 @@ struct Supervised {
     cancel: Option<usize>,
 }
 
+impl Supervised {
+    /// Sends `signal` through the pidfd, to the whole group if the child
+    /// leads one; `Ok(false)` if it has already exited.
+    fn send(&self, signal: Signal) -> io::Result<bool> {
+        pidfd::send_signal(self.pidfd.as_fd(), self.pid, signal, self.signal_group)
+    }
+}
+
 const KIND_BITS: usize = 2;
 const KIND_PIDFD: usize = 0;
 const KIND_CANCEL: usize = 1;
@@ -224,12 +232,7 @@ impl Reaper {
         if let Err(source) = registered {
             // Never leave it running unreaped: kill, reap, report.
             let child = self.engine.remove(id).expect("just inserted");
-            let _ = pidfd::send_signal(
-                child.pidfd.as_fd(),
-                child.pid,
-                Signal::KILL,
-                child.signal_group,
-            );
+            let _ = child.send(Signal::KILL);
             let _ = pidfd::reap_exiting(child.pidfd.as_fd());
             return Err(Error::Os {
                 op: "registering the pidfd with epoll",
@@ -330,13 +333,11 @@ impl Reaper {
     /// it leads one), outside of any ladder: for forwarding signals.
     /// Returns false if the child has already exited (not yet reaped).
     pub fn signal(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
-        let slot = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
-        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group).map_err(
-            |source| Error::Os {
-                op: "pidfd_send_signal",
-                source,
-            },
-        )
+        let child = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
+        child.send(signal).map_err(|source| Error::Os {
+            op: "pidfd_send_signal",
+            source,
+        })
     }
 
     /// A token that starts this child's ladder from any thread. The same
@@ -521,14 +522,14 @@ impl Reaper {
     /// The pidfd of `id` was readable: reap if it really exited: readiness is
     /// not proof of exit on every path, so `waitid` runs with `WNOHANG`.
     fn try_reap(&mut self, id: ChildId, now: Instant) {
-        let Some(slot) = self.engine.get(id) else {
+        let Some(child) = self.engine.get(id) else {
             return;
         };
-        let outcome = match pidfd::try_reap(slot.pidfd.as_fd()) {
+        let outcome = match pidfd::try_reap(child.pidfd.as_fd()) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // waitid(P_PIDFD) needs Linux 5.4; the pid is stable while
                 // the child is unreaped, so P_PID is race-free here.
-                pidfd::try_reap_pid(slot.pid)
+                pidfd::try_reap_pid(child.pid)
             }
             other => other,
         };
@@ -538,11 +539,11 @@ impl Reaper {
             Ok(Reaped::Gone) => {
                 log::warn!(
                     "child {id} (pid {}) was reaped by someone else: its status is lost",
-                    slot.pid
+                    child.pid
                 );
                 self.finish(id, ExitStatus::Unknown, ResourceUsage::default(), now)
             }
-            Err(e) => log::error!("waitid for child {id} (pid {}) failed: {e}", slot.pid),
+            Err(e) => log::error!("waitid for child {id} (pid {}) failed: {e}", child.pid),
         }
     }
 
@@ -616,16 +617,14 @@ impl Reaper {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Signal { id, signal } => {
-                    let Some(slot) = self.engine.get(id) else {
+                    let Some(child) = self.engine.get(id) else {
                         continue;
                     };
-                    log::debug!("sending {signal} to child {id} (pid {})", slot.pid);
-                    if let Err(e) =
-                        pidfd::send_signal(slot.pidfd.as_fd(), slot.pid, signal, slot.signal_group)
-                    {
+                    log::debug!("sending {signal} to child {id} (pid {})", child.pid);
+                    if let Err(e) = child.send(signal) {
                         log::error!(
                             "sending {signal} to child {id} (pid {}) failed: {e}",
-                            slot.pid
+                            child.pid
                         );
                     }
                 }

@@ -39,7 +39,7 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             envp,
             cwd,
             stdio,
-            pgid: cmd.pgid,
+            pgid: cmd.pgid(),
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,
@@ -112,7 +112,11 @@ fn exec_candidates(cmd: &Command) -> Result<Vec<CString>> {
     if program.is_empty() {
         return Err(Error::InvalidInput("the program name is empty".into()));
     }
-    c_string("program", program)?;
+    if program.as_bytes().contains(&0) {
+        return Err(Error::InvalidInput(format!(
+            "program {program:?} contains a NUL byte"
+        )));
+    }
     let path = match cmd.env.get(OsStr::new("PATH")) {
         Some(Some(p)) => p.clone(),
         _ => std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),

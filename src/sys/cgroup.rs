@@ -51,17 +51,9 @@ pub(crate) enum Unavailable {
         #[source]
         source: io::Error,
     },
-    /// Another operation failed.
-    #[error("{op} {} failed: {source}", path.display())]
-    Os {
-        /// What was being done.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
+    /// An operation on a cgroup or its files failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 /// A failed operation on a cgroup that exists.
@@ -94,30 +86,6 @@ pub(crate) enum CgroupError {
         #[source]
         source: io::Error,
     },
-}
-
-impl From<CgroupError> for Unavailable {
-    fn from(e: CgroupError) -> Unavailable {
-        match e {
-            CgroupError::Os { op, path, source } => Unavailable::Os { op, path, source },
-            CgroupError::Busy { path } => Unavailable::Os {
-                op: "removing cgroup",
-                path,
-                source: io::Error::from_raw_os_error(libc::EBUSY),
-            },
-            e @ CgroupError::Survivors { .. } => {
-                let message = e.to_string();
-                let CgroupError::Survivors { path, .. } = e else {
-                    unreachable!("matched above")
-                };
-                Unavailable::Os {
-                    op: "killing cgroup",
-                    path,
-                    source: io::Error::other(message),
-                }
-            }
-        }
-    }
 }
 
 fn os_err(op: &'static str, path: PathBuf, e: impl Into<io::Error>) -> CgroupError {
@@ -166,11 +134,7 @@ impl Cgroup2 {
 /// [proc_pid_mountinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html).
 pub(crate) fn locate() -> Result<Cgroup2, Unavailable> {
     let read = |path: &'static str| {
-        std::fs::read(path).map_err(|source| Unavailable::Os {
-            op: "reading",
-            path: PathBuf::from(path),
-            source,
-        })
+        std::fs::read(path).map_err(|source| os_err("reading", PathBuf::from(path), source))
     };
     let mountinfo = read("/proc/self/mountinfo")?;
     let cgroup = read("/proc/self/cgroup")?;
@@ -326,36 +290,29 @@ impl CgroupDir {
     pub(crate) fn create_child(&self, name: &str) -> Result<CgroupDir, Unavailable> {
         let path = self.path.join(name);
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-            return Err(Unavailable::Os {
-                op: "creating cgroup",
+            return Err(os_err(
+                "creating cgroup",
                 path,
-                source: io::Error::new(
+                io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "a cgroup name must be one non-empty path component without NUL",
                 ),
-            });
+            )
+            .into());
         }
         if let Err(e) = rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o755)) {
             let source = io::Error::from(e);
             return Err(if matches!(e, Errno::ACCESS | Errno::PERM | Errno::ROFS) {
                 Unavailable::NotDelegated { path, source }
             } else {
-                Unavailable::Os {
-                    op: "creating cgroup",
-                    path,
-                    source,
-                }
+                os_err("creating cgroup", path, source).into()
             });
         }
         match rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty()) {
             Ok(fd) => Ok(CgroupDir { fd, path }),
             Err(e) => {
                 let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR);
-                Err(Unavailable::Os {
-                    op: "opening the new cgroup",
-                    path,
-                    source: e.into(),
-                })
+                Err(os_err("opening the new cgroup", path, e).into())
             }
         }
     }
@@ -1071,7 +1028,7 @@ mod tests {
         let _first = t.dir.create_child("a").unwrap();
         let e = t.dir.create_child("a").unwrap_err();
         match &e {
-            Unavailable::Os { source, path, .. } => {
+            Unavailable::Cgroup(CgroupError::Os { source, path, .. }) => {
                 assert_eq!(source.kind(), io::ErrorKind::AlreadyExists, "{e}");
                 assert!(path.ends_with("a"), "{e}");
             }

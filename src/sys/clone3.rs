@@ -237,8 +237,7 @@ mod tests {
     use std::ffi::CStr;
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     /// How long any child of these tests may take to be reaped.
@@ -246,63 +245,30 @@ mod tests {
 
     const STACK_SIZE: usize = 64 * 1024;
 
-    /// A private stack for a `CLONE_VM` child, with a guard page at the
-    /// bottom; unmapped on drop.
-    struct Stack {
-        base: *mut c_void,
-    }
+    /// A private stack for a `CLONE_VM` child (the spawn path's own,
+    /// guard page included), with the `CloneArgs` that use it.
+    struct Stack(crate::sys::stack::Stack);
 
     impl Stack {
         fn new() -> Stack {
-            // SAFETY: a new anonymous private mapping; no existing memory is
-            // touched. mprotect only changes the new mapping's first page.
-            let base = unsafe {
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    STACK_SIZE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                    -1,
-                    0,
-                );
-                assert!(
-                    p != libc::MAP_FAILED,
-                    "mmap of the child stack: {}",
-                    io::Error::last_os_error()
-                );
-                assert_eq!(
-                    libc::mprotect(p, 4096, libc::PROT_NONE),
-                    0,
-                    "mprotect of the stack guard page: {}",
-                    io::Error::last_os_error()
-                );
-                p
-            };
-            Stack { base }
+            Stack(crate::sys::stack::Stack::new(STACK_SIZE).expect("mapping a child stack"))
         }
 
         /// `CloneArgs` with this stack, `flags` and `SIGCHLD`.
         fn args(&self, flags: u64) -> CloneArgs {
+            let (base, size) = self.0.usable();
             CloneArgs {
                 flags,
                 exit_signal: libc::SIGCHLD as u64,
-                stack: self.base as u64,
-                stack_size: STACK_SIZE as u64,
+                stack: base as u64,
+                stack_size: size as u64,
                 ..CloneArgs::default()
             }
         }
 
         fn contains(&self, addr: usize) -> bool {
-            let base = self.base as usize;
-            (base..base + STACK_SIZE).contains(&addr)
-        }
-    }
-
-    impl Drop for Stack {
-        fn drop(&mut self) {
-            // SAFETY: unmaps the mapping made in `new`; every child that ran
-            // on it is done (vfork: the clone returned after its exit).
-            unsafe { libc::munmap(self.base, STACK_SIZE) };
+            let (base, size) = self.0.usable();
+            (base..base + size).contains(&addr)
         }
     }
 
@@ -541,71 +507,10 @@ mod tests {
         );
     }
 
-    /// The cgroup2 mount point, from /proc/self/mountinfo.
-    fn cgroup2_mount() -> Option<PathBuf> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").expect("reading mountinfo");
-        info.lines().find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            if right.split(' ').next()? != "cgroup2" {
-                return None;
-            }
-            left.split(' ')
-                .nth(4)
-                .map(|p| PathBuf::from(unescape_octal(p)))
-        })
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-    fn unescape_octal(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'\\'
-                && i + 3 < b.len()
-                && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-            {
-                out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-                i += 4;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).expect("mount point is UTF-8")
-    }
-
     /// This process's cgroup v2 path, from the `0::` line of a
     /// /proc/<pid>/cgroup text.
     fn v2_path(text: &str) -> Option<&str> {
         text.lines().find_map(|l| l.strip_prefix("0::"))
-    }
-
-    /// A leaf cgroup made for one test; removed on drop.
-    struct Leaf {
-        dir: PathBuf,
-    }
-
-    impl Drop for Leaf {
-        fn drop(&mut self) {
-            // The child is reaped before this runs (declared after), but its
-            // removal from the cgroup may lag: retry EBUSY for a while.
-            let deadline = Instant::now() + WAIT;
-            loop {
-                match std::fs::remove_dir(&self.dir) {
-                    Ok(()) => return,
-                    Err(e)
-                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => {
-                        eprintln!("cleanup: removing {}: {e}", self.dir.display());
-                        return;
-                    }
-                }
-            }
-        }
     }
 
     #[repr(C)]
@@ -661,30 +566,19 @@ mod tests {
         0
     }
 
-    static LEAF_SEQ: AtomicU32 = AtomicU32::new(0);
-
     #[test]
     fn into_cgroup_starts_the_child_in_the_leaf() {
-        let Some(mount) = cgroup2_mount() else {
+        let Ok(cgroup2) = crate::sys::cgroup::locate() else {
             eprintln!("SKIPPED into_cgroup_starts_the_child_in_the_leaf: no cgroup2 mount");
             return;
         };
-        let own = std::fs::read_to_string("/proc/self/cgroup").expect("reading /proc/self/cgroup");
-        let own = v2_path(&own)
-            .unwrap_or_else(|| panic!("no 0:: line in /proc/self/cgroup: {own}"))
-            .to_owned();
-        let name = format!(
-            "pidreap-clone3-test-{}-{}",
-            std::process::id(),
-            LEAF_SEQ.fetch_add(1, Ordering::Relaxed)
+        let leaf = crate::sys::cgroup::test_support::TestCgroup::new("clone3");
+        let want = Path::new("/").join(
+            leaf.dir
+                .path()
+                .strip_prefix(cgroup2.mount())
+                .expect("the leaf is under the cgroup2 mount"),
         );
-        let dir = mount.join(own.trim_start_matches('/')).join(&name);
-        std::fs::create_dir(&dir)
-            .unwrap_or_else(|e| panic!("creating the leaf cgroup {}: {e}", dir.display()));
-        let _leaf = Leaf { dir: dir.clone() };
-        let cgroup_fd: OwnedFd = std::fs::File::open(&dir)
-            .unwrap_or_else(|e| panic!("opening {}: {e}", dir.display()))
-            .into();
 
         let stack = Stack::new();
         let mut out = CgroupRead {
@@ -695,7 +589,7 @@ mod tests {
         let mut args = stack
             .args(flag(libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) | CLONE_INTO_CGROUP);
         args.pidfd = &raw mut pidfd as u64;
-        args.cgroup = cgroup_fd.as_raw_fd() as u64;
+        args.cgroup = leaf.dir.fd().as_raw_fd() as u64;
         // SAFETY: as in the first test; the cgroup fd stays open across the
         // call.
         let ret = unsafe { clone3_blocked(&args, read_own_cgroup, (&raw mut out).cast()) };
@@ -713,7 +607,6 @@ mod tests {
             io::Error::from_raw_os_error(-out.len as i32)
         );
         let text = String::from_utf8_lossy(&out.buf[..out.len as usize]);
-        let want = Path::new(&own).join(&name);
         assert_eq!(
             v2_path(&text).map(Path::new),
             Some(want.as_path()),

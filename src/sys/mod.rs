@@ -8,6 +8,7 @@
 //!   steps up to exec, and the parent's fallback ladder.
 //! - [`pidfd`]: `pidfd_send_signal(2)` and the raw `waitid(2)`.
 //! - [`signals`]: masks, the signalfd, the SIGCHLD disposition.
+//! - [`stack`]: private stacks with a guard page for `CLONE_VM` children.
 //! - [`fd`]: eventfds, timerfds, pipes, and the high floor for long-lived fds.
 //! - [`clone3`]: `clone3(2)` with an assembly trampoline, for
 //!   `CLONE_INTO_CGROUP` (not used by the spawn path yet).
@@ -23,3 +24,4 @@ pub(crate) mod raw;
 pub(crate) mod sentinel;
 pub(crate) mod signals;
 pub(crate) mod spawn;
+pub(crate) mod stack;

@@ -118,3 +118,18 @@ pub(crate) fn exit_group(code: i32) -> ! {
         }
     }
 }
+
+/// The kernel's `struct timespec` on 64-bit Linux, for raw calls.
+#[repr(C)]
+pub(crate) struct KernelTimespec {
+    pub(crate) sec: i64,
+    pub(crate) nsec: i64,
+}
+
+/// The kernel's `struct pollfd`, for a raw `ppoll(2)`.
+#[repr(C)]
+pub(crate) struct KernelPollFd {
+    pub(crate) fd: libc::c_int,
+    pub(crate) events: i16,
+    pub(crate) revents: i16,
+}

@@ -70,7 +70,8 @@ use rustix::io::Errno;
 
 use super::cgroup::CgroupDir;
 use super::pidfd::{try_reap, Reaped};
-use super::raw::{exit_group, syscall4, syscall6};
+use super::raw::{exit_group, syscall4, syscall6, KernelPollFd, KernelTimespec};
+use super::stack::Stack;
 use super::{fd, signals};
 use crate::status::ExitStatus;
 
@@ -133,61 +134,6 @@ struct Plan {
     keep: [c_int; 3],
     /// The target's name in its parent, NUL-terminated.
     name: *const u8,
-}
-
-/// An anonymous mapping for the sentinel's stack; the lowest page is a
-/// `PROT_NONE` guard. Not unmapped on drop: see [`Stack::free`].
-#[derive(Debug)]
-struct Stack {
-    base: *mut c_void,
-    len: usize,
-}
-
-impl Stack {
-    fn new() -> io::Result<Stack> {
-        // SAFETY: sysconf only reads a constant.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let page = if page > 0 { page as usize } else { 4096 };
-        let len = STACK_SIZE + page;
-        // SAFETY: a new anonymous private mapping; no existing memory is
-        // touched.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(context("mmap of its stack", io::Error::last_os_error()));
-        }
-        // SAFETY: the first page of the mapping made above.
-        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: unmaps the mapping made above, which nothing uses.
-            unsafe { libc::munmap(base, len) };
-            return Err(context("mprotect of its stack's guard page", e));
-        }
-        Ok(Stack { base, len })
-    }
-
-    /// The initial stack pointer: the top of the mapping, 16-byte aligned.
-    fn top(&self) -> *mut c_void {
-        ((self.base as usize + self.len) & !15) as *mut c_void
-    }
-
-    /// Unmaps the stack.
-    ///
-    /// # Safety
-    ///
-    /// No process may run on it any more: the sentinel was reaped.
-    unsafe fn free(self) {
-        // SAFETY: the caller vouches that nothing runs on the mapping.
-        unsafe { libc::munmap(self.base, self.len) };
-    }
 }
 
 fn context(op: &str, e: io::Error) -> io::Error {
@@ -295,7 +241,7 @@ impl Sentinel {
             keep,
             name: name.as_ptr().cast(),
         });
-        let stack = Stack::new()?;
+        let stack = Stack::new(STACK_SIZE).map_err(|e| context("mapping its stack", e))?;
 
         let mut pidfd: c_int = -1;
         let flags = libc::CLONE_VM | libc::CLONE_PIDFD | libc::SIGCHLD;
@@ -319,8 +265,7 @@ impl Sentinel {
         let clone_err = io::Error::last_os_error();
         signals::set_mask(mask_before);
         if pid < 0 {
-            // SAFETY: the clone failed, so nothing runs on the stack.
-            unsafe { stack.free() };
+            // The clone failed, so nothing runs on the stack: it is dropped.
             return Err(context("clone", clone_err));
         }
         // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
@@ -468,10 +413,8 @@ impl Sentinel {
     /// Frees the sentinel's memory. Only once it was reaped.
     fn release(&mut self) {
         self.finished = true;
-        if let Some(stack) = self.stack.take() {
-            // SAFETY: the sentinel was reaped: nothing runs on the stack.
-            unsafe { stack.free() };
-        }
+        // The sentinel was reaped: nothing runs on the stack any more.
+        self.stack = None;
         self.plan = None;
         self.name = None;
     }
@@ -479,8 +422,9 @@ impl Sentinel {
     /// Leaks the sentinel's memory: it may still be running on it.
     fn leak(&mut self) {
         self.finished = true;
-        // A Stack has no Drop: forgetting it leaves the mapping in place.
-        self.stack = None;
+        if let Some(stack) = self.stack.take() {
+            stack.leak();
+        }
         if let Some(plan) = self.plan.take() {
             Box::leak(plan);
         }
@@ -499,21 +443,6 @@ impl Drop for Sentinel {
 // ---------------------------------------------------------------------
 // The sentinel's side: raw system calls only, on the plan.
 // ---------------------------------------------------------------------
-
-/// The kernel's `struct timespec` on 64-bit Linux.
-#[repr(C)]
-struct KernelTimespec {
-    sec: i64,
-    nsec: i64,
-}
-
-/// The kernel's `struct pollfd`.
-#[repr(C)]
-struct KernelPollFd {
-    fd: c_int,
-    events: i16,
-    revents: i16,
-}
 
 const NANOS: i64 = 1_000_000_000;
 /// The longest single `ppoll` in the wait for `populated 0`: a re-read (and
@@ -534,23 +463,12 @@ extern "C" fn sentinel_main(arg: *mut c_void) -> c_int {
     exit_group(code)
 }
 
-/// `syscall4` on integer arguments.
-///
-/// # Safety
-///
-/// As for [`syscall4`]: pointer arguments must be valid for the call.
-#[inline(always)]
-unsafe fn sys(nr: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
-    // SAFETY: forwarded; the caller vouches for the arguments.
-    unsafe { syscall4(nr, a1, a2, a3, a4) }
-}
-
 /// The monotonic clock in nanoseconds.
 fn now_ns() -> i64 {
     let mut ts = KernelTimespec { sec: 0, nsec: 0 };
     // SAFETY: clock_gettime writes one timespec into a local.
     unsafe {
-        sys(
+        syscall4(
             libc::SYS_clock_gettime,
             libc::CLOCK_MONOTONIC as usize,
             &mut ts as *mut KernelTimespec as usize,
@@ -570,11 +488,11 @@ unsafe fn run(p: &Plan) -> i32 {
     // SAFETY: each call passes integers, the plan's fds, or pointers to
     // NUL-terminated constants and to locals, valid for the call.
     unsafe {
-        sys(libc::SYS_close, p.lifeline_write as usize, 0, 0, 0);
+        syscall4(libc::SYS_close, p.lifeline_write as usize, 0, 0, 0);
         // Out of the supervisor's process group and session. Cannot fail:
         // a new process is never a group leader.
-        sys(libc::SYS_setsid, 0, 0, 0, 0);
-        sys(
+        syscall4(libc::SYS_setsid, 0, 0, 0, 0);
+        syscall4(
             libc::SYS_prctl,
             libc::PR_SET_NAME as usize,
             NAME.as_ptr() as usize,
@@ -590,7 +508,7 @@ unsafe fn run(p: &Plan) -> i32 {
         // linger).
         let mut buf = [0u8; 64];
         loop {
-            let r = sys(
+            let r = syscall4(
                 libc::SYS_read,
                 p.lifeline as usize,
                 buf.as_mut_ptr() as usize,
@@ -602,7 +520,7 @@ unsafe fn run(p: &Plan) -> i32 {
             }
             break;
         }
-        sys(libc::SYS_close, p.lifeline as usize, 0, 0, 0);
+        syscall4(libc::SYS_close, p.lifeline as usize, 0, 0, 0);
         kill_and_remove(p)
     }
 }
@@ -621,7 +539,7 @@ unsafe fn close_all_but(keep: &[c_int; 3]) -> bool {
         let k = k as usize;
         if k > lo {
             // SAFETY: close_range takes integers.
-            let r = unsafe { sys(libc::SYS_close_range, lo, k.wrapping_sub(1), 0, 0) };
+            let r = unsafe { syscall4(libc::SYS_close_range, lo, k.wrapping_sub(1), 0, 0) };
             if r < 0 {
                 return false;
             }
@@ -629,7 +547,7 @@ unsafe fn close_all_but(keep: &[c_int; 3]) -> bool {
         lo = k.wrapping_add(1);
     }
     // SAFETY: close_range takes integers.
-    unsafe { sys(libc::SYS_close_range, lo, u32::MAX as usize, 0, 0) >= 0 }
+    unsafe { syscall4(libc::SYS_close_range, lo, u32::MAX as usize, 0, 0) >= 0 }
 }
 
 /// Kills the target's subtree, waits for it to empty, removes the
@@ -642,7 +560,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
     // SAFETY: openat/write/close/pread64/ppoll on our fds, with pointers to
     // NUL-terminated constants and to locals, valid for each call.
     unsafe {
-        let kill_fd = sys(
+        let kill_fd = syscall4(
             libc::SYS_openat,
             p.target as usize,
             CGROUP_KILL.as_ptr() as usize,
@@ -658,7 +576,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
             return EXIT_KILL_FAILED;
         }
 
-        let events = sys(
+        let events = syscall4(
             libc::SYS_openat,
             p.target as usize,
             CGROUP_EVENTS.as_ptr() as usize,
@@ -716,9 +634,9 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
                     0,
                 );
             }
-            sys(libc::SYS_close, events as usize, 0, 0, 0);
+            syscall4(libc::SYS_close, events as usize, 0, 0, 0);
         }
-        sys(libc::SYS_close, kill_fd as usize, 0, 0, 0);
+        syscall4(libc::SYS_close, kill_fd as usize, 0, 0, 0);
 
         // Remove the child cgroups, then the target. rmdir says EBUSY for
         // a moment after the last process left on some kernels: retry a
@@ -727,7 +645,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
         let mut tries = 0u32;
         loop {
             remove_children(p.target, 0);
-            let r = sys(
+            let r = syscall4(
                 libc::SYS_unlinkat,
                 p.parent as usize,
                 p.name as usize,
@@ -746,7 +664,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
                 sec: 0,
                 nsec: 20_000_000,
             };
-            sys(
+            syscall4(
                 libc::SYS_nanosleep,
                 &pause as *const KernelTimespec as usize,
                 0,
@@ -772,7 +690,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
 unsafe fn write_one(fd: isize) -> bool {
     let one = b"1";
     // SAFETY: write reads one byte from a constant.
-    unsafe { sys(libc::SYS_write, fd as usize, one.as_ptr() as usize, 1, 0) == 1 }
+    unsafe { syscall4(libc::SYS_write, fd as usize, one.as_ptr() as usize, 1, 0) == 1 }
 }
 
 /// The `populated` value in the text of `cgroup.events`. Iterators only:
@@ -819,11 +737,11 @@ unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
     // the `n` bytes it wrote (checked before each access), and each name
     // is NUL-terminated inside its record.
     unsafe {
-        if sys(libc::SYS_lseek, dir as usize, 0, libc::SEEK_SET as usize, 0) < 0 {
+        if syscall4(libc::SYS_lseek, dir as usize, 0, libc::SEEK_SET as usize, 0) < 0 {
             return false;
         }
         loop {
-            let n = sys(libc::SYS_getdents64, dir as usize, base as usize, cap, 0);
+            let n = syscall4(libc::SYS_getdents64, dir as usize, base as usize, cap, 0);
             if n == 0 {
                 break;
             }
@@ -841,7 +759,7 @@ unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
                 }
                 let name = rec.add(DIRENT_NAME);
                 if *rec.add(DIRENT_TYPE) == libc::DT_DIR && !is_dot(name) {
-                    let sub = sys(
+                    let sub = syscall4(
                         libc::SYS_openat,
                         dir as usize,
                         name as usize,
@@ -852,9 +770,9 @@ unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
                         if !remove_children(sub as c_int, depth.wrapping_add(1)) {
                             all = false;
                         }
-                        sys(libc::SYS_close, sub as usize, 0, 0, 0);
+                        syscall4(libc::SYS_close, sub as usize, 0, 0, 0);
                     }
-                    if sys(
+                    if syscall4(
                         libc::SYS_unlinkat,
                         dir as usize,
                         name as usize,

@@ -20,18 +20,7 @@ pub(crate) fn sigkilled_supervisor(fallback: bool, rounds: usize) {
         let mut helper = start_helper("workers", fallback);
         guard.track(helper.id());
         let mut out = Lines::new(helper.stdout.take().unwrap());
-        let mut workers = Vec::new();
-        loop {
-            let line = out.line(LONG, "a worker pid or \"ready\"");
-            if line == "ready" {
-                break;
-            }
-            let pid: u32 = line
-                .parse()
-                .unwrap_or_else(|_| panic!("not a pid: {line:?}"));
-            guard.track(pid);
-            workers.push(Proc::of(pid));
-        }
+        let workers = read_workers(&mut out, &mut guard);
         assert_eq!(workers.len(), 4);
         for w in &workers {
             let st = w.stat().unwrap();
@@ -121,22 +110,30 @@ pub(crate) fn dies_before_prctl(fallback: bool) {
     assert_no_children_left("after the orphan test");
 }
 
+/// Reads the pids the "workers" helper prints, up to its "ready" line,
+/// tracking each in `guard`.
+fn read_workers(out: &mut Lines<std::process::ChildStdout>, guard: &mut Guard) -> Vec<Proc> {
+    let mut workers = Vec::new();
+    loop {
+        let line = out.line(LONG, "a worker pid or \"ready\"");
+        if line == "ready" {
+            return workers;
+        }
+        let pid: u32 = line
+            .parse()
+            .unwrap_or_else(|_| panic!("not a pid: {line:?}"));
+        guard.track(pid);
+        workers.push(Proc::of(pid));
+    }
+}
+
 /// Starts the "workers" helper, reads its workers' pids, SIGKILLs it and
 /// reaps it. The workers are then ours (this process is a subreaper).
 fn workers_of_killed_helper(death_signal: &str, guard: &mut Guard) -> Vec<Proc> {
     let mut helper = start_helper_with("workers", false, Some(death_signal));
     guard.track(helper.id());
     let mut out = Lines::new(helper.stdout.take().unwrap());
-    let mut workers = Vec::new();
-    loop {
-        let line = out.line(LONG, "a worker pid or \"ready\"");
-        if line == "ready" {
-            break;
-        }
-        let pid: u32 = line.parse().unwrap();
-        guard.track(pid);
-        workers.push(Proc::of(pid));
-    }
+    let workers = read_workers(&mut out, guard);
     helper.kill().unwrap();
     wait_std(&mut helper, LONG);
     workers

@@ -27,7 +27,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::sys::raw::{exit_group, syscall4, syscall6};
+use crate::sys::raw::{exit_group, syscall4, syscall6, KernelPollFd, KernelTimespec};
 use crate::sys::signals::{KernelSigset, KERNEL_SIGSET_SIZE};
 
 /// What the child was doing when it failed. Stored as a number in
@@ -438,20 +438,20 @@ unsafe fn set_death_signal(p: &Plan) {
         unsafe { fail(p, Stage::DeathSignal, r.wrapping_neg()) }
     }
     let parent_gone = if p.parent_pidfd >= 0 {
-        let mut poll = PollFd {
+        let mut poll = KernelPollFd {
             fd: p.parent_pidfd,
             events: libc::POLLIN,
             revents: 0,
         };
-        let now = [0i64; 2];
+        let now = KernelTimespec { sec: 0, nsec: 0 };
         // SAFETY: ppoll reads one pollfd and a zero timespec from locals and
         // writes the pollfd's revents; no signal mask is passed.
         let r = unsafe {
             syscall6(
                 libc::SYS_ppoll,
-                &mut poll as *mut PollFd as usize,
+                &mut poll as *mut KernelPollFd as usize,
                 1,
-                now.as_ptr() as usize,
+                &now as *const KernelTimespec as usize,
                 0,
                 KERNEL_SIGSET_SIZE,
                 0,
@@ -467,14 +467,6 @@ unsafe fn set_death_signal(p: &Plan) {
         // SAFETY: forwarded from the caller.
         unsafe { fail_with(p, Stage::ParentDied, libc::ESRCH as isize, PARENT_DIED_EXIT) }
     }
-}
-
-/// The kernel's `struct pollfd`.
-#[repr(C)]
-struct PollFd {
-    fd: c_int,
-    events: i16,
-    revents: i16,
 }
 
 /// Step 8: `execve` each candidate in turn, as `execvp(3)` does: go on

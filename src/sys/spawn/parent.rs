@@ -13,6 +13,7 @@ use super::{
 };
 use crate::sys::pidfd::{reap_exiting, reap_pid_exiting};
 use crate::sys::signals;
+use crate::sys::stack::Stack;
 
 /// Usable stack for the vfork child: it runs one small function, whose
 /// deepest frame is a few hundred bytes.
@@ -20,15 +21,9 @@ const STACK_SIZE: usize = 64 * 1024;
 
 /// Creates children. Owns the stack the vfork child runs on; reused for
 /// every spawn, since the child is done with it when the clone returns.
-///
-/// The mapping is one guard page (`PROT_NONE`, so an overflow faults
-/// instead of writing into other memory) below [`STACK_SIZE`] rounded up to
-/// whole pages. The page size is the system's own: 4 KiB on x86_64, 4, 16 or
-/// 64 KiB on aarch64.
 #[derive(Debug)]
 pub(crate) struct Spawner {
-    mapping: *mut c_void,
-    mapping_len: usize,
+    stack: Stack,
     parent_pid: i32,
     /// A pidfd of this process (and the pid it was opened for), once a
     /// child in a new PID namespace needed one.
@@ -36,40 +31,12 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
-    /// Maps the stack: [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html),
-    /// then [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
-    /// for the guard page.
     pub(crate) fn new() -> io::Result<Spawner> {
-        let page = rustix::param::page_size();
-        let usable = STACK_SIZE.div_ceil(page) * page;
-        let mapping_len = usable + page;
-        // SAFETY: a new anonymous private mapping; no existing memory is
-        // touched.
-        let mapping = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapping_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if mapping == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let spawner = Spawner {
-            mapping,
-            mapping_len,
+        Ok(Spawner {
+            stack: Stack::new(STACK_SIZE)?,
             parent_pid: std::process::id() as i32,
             self_pidfd: None,
-        };
-        // SAFETY: the lowest page of the mapping we just made becomes the
-        // guard page; the stack grows down towards it.
-        if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(spawner)
+        })
     }
 
     /// A pidfd of this process at the lowest free number from 3 (a
@@ -86,11 +53,6 @@ impl Spawner {
         }
         let (_, fd) = self.self_pidfd.as_ref().expect("just set");
         crate::sys::fd::duplicate(fd)
-    }
-
-    /// The top of the stack, 16-byte aligned as both ABIs require.
-    fn stack_top(&self) -> *mut c_void {
-        ((self.mapping as usize + self.mapping_len) & !15) as *mut c_void
     }
 
     /// Spawns per `req`, trying the fastest path the kernel allows.
@@ -220,7 +182,7 @@ impl Spawner {
         let pid = unsafe {
             libc::clone(
                 child_main,
-                self.stack_top(),
+                self.stack.top(),
                 flags,
                 &plan as *const Plan as *mut c_void,
                 &mut pidfd as *mut c_int,
@@ -316,16 +278,6 @@ impl Spawner {
                 }
                 Attempt::Done(Err(SpawnError::Child { stage, source }))
             }
-        }
-    }
-}
-
-impl Drop for Spawner {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the stack mapped in `new`; no child runs on it (the
-        // clone returns only after the child is done with it).
-        unsafe {
-            libc::munmap(self.mapping, self.mapping_len);
         }
     }
 }
