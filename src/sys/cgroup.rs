@@ -705,6 +705,16 @@ pub(crate) mod test_support {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
 
     /// A cgroup name no other test (or test process) uses.
+    /// The session id of `pid` read from `/proc/<pid>/stat` (field 6), or
+    /// `None` if it is gone. 0 when the session leader is outside our PID
+    /// namespace (as in many containers), which `getsid(2)` wrappers that
+    /// expect a positive pid cannot represent.
+    pub(crate) fn session_of(pid: i32) -> Option<i32> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_name = &text[text.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(3)?.parse().ok()
+    }
+
     pub(crate) fn unique_name(tag: &str) -> String {
         format!(
             "pidreap-test-{}-{tag}-{}",
@@ -1043,11 +1053,7 @@ mod tests {
         let leaf = t.dir.create_child("leaf").unwrap();
         let tree = Tree::start(&leaf, &t.dir);
         // The grandchild really left the session of the outer sh.
-        let sid = |pid: i32| {
-            rustix::process::getsid(rustix::process::Pid::from_raw(pid))
-                .map(rustix::process::Pid::as_raw_nonzero)
-                .ok()
-        };
+        let sid = session_of;
         let outer = sid(tree.child.id() as i32);
         assert!(
             tree.members.iter().any(|(pid, _)| sid(*pid) != outer),

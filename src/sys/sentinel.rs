@@ -855,9 +855,7 @@ mod tests {
         let set_up = eventually(Duration::from_secs(5), || {
             let name = std::fs::read_to_string(&comm).unwrap_or_default();
             let fds = std::fs::read_dir(&fd_dir).map(|d| d.count()).unwrap_or(0);
-            let sid = rustix::process::getsid(rustix::process::Pid::from_raw(pid))
-                .map(|p| p.as_raw_nonzero().get())
-                .unwrap_or(0);
+            let sid = session_of(pid).unwrap_or(0);
             name == "pidreap-sentine\n" && fds == 3 && sid == pid
         });
         assert!(
