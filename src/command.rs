@@ -65,10 +65,15 @@ impl From<File> for Stdio {
 /// |---|---|---|---|
 /// | `None` | the child | the child (`PR_SET_PDEATHSIG`) | being a descendant |
 /// | `ProcessGroup` | the child's process group | the child only | `setsid(2)` or `setpgid(2)` |
+/// | `Cgroup` | the child's cgroup subtree | the subtree (a sentinel process writes `cgroup.kill`) | moving itself to another cgroup (needs write access there, e.g. root) |
 /// | `PidNamespace` | the whole namespace | the whole namespace | nothing (kernel-enforced) |
 ///
-/// A cgroup-based variant (born in its own cgroup v2 leaf, killed with
-/// `cgroup.kill`) is not built yet.
+/// Whether a mechanism works here (kernel, privileges, delegation) is
+/// checked by [`check`](Containment::check); a spawn that asks for one that
+/// does not work fails with [`Error::ContainmentUnavailable`] and starts
+/// nothing.
+///
+/// [`Error::ContainmentUnavailable`]: crate::Error::ContainmentUnavailable
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Containment {
@@ -84,6 +89,27 @@ pub enum Containment {
     /// itself dies (by its parent-death signal).
     /// [setpgid(2)](https://man7.org/linux/man-pages/man2/setpgid.2.html)
     ProcessGroup,
+    /// The child is born in a cgroup v2 leaf of its own (`clone3` with
+    /// `CLONE_INTO_CGROUP`, Linux 5.7; before that, or where a seccomp
+    /// filter refuses `clone3`, the child moves itself in before exec), under
+    /// a cgroup the reaper creates below its own. Every signal of the ladder
+    /// goes to every process in the leaf, the final SIGKILL is one write to
+    /// `cgroup.kill` (Linux 5.14), and the child counts as gone only when
+    /// the leaf is empty (`populated 0` in `cgroup.events`, watched in the
+    /// poll loop); the leaf is then removed and the tree's CPU time (and
+    /// peak memory, where the memory controller is on) is in
+    /// [`Exit::tree`](crate::Exit::tree). When the child itself exits
+    /// first, the rest of its tree gets the stop ladder.
+    ///
+    /// After the supervisor's SIGKILL, a sentinel process (one per reaper,
+    /// started with the first such child, sharing the supervisor's memory)
+    /// sees its lifeline pipe close and writes `cgroup.kill`. Needs cgroup v2
+    /// with `cgroup.kill` (Linux 5.14) and write access to this process's
+    /// cgroup (root, or a delegated cgroup such as a systemd user service
+    /// with `Delegate=yes`).
+    /// [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html),
+    /// [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html)
+    Cgroup,
     /// The child is init (PID 1) of a new PID namespace (`CLONE_NEWPID`,
     /// needs `CAP_SYS_ADMIN`). When it dies, for whatever reason, its
     /// parent-death signal after the supervisor's SIGKILL included, the
@@ -101,6 +127,45 @@ pub enum Containment {
     /// container's init (or run under one, such as `pidreap run`) handle
     /// both. pidreap inserts no init of its own.
     PidNamespace,
+}
+
+impl Containment {
+    /// Checks, without spawning anything, that this mechanism works here;
+    /// the error names what is missing (no cgroup v2, not delegated, no
+    /// `cgroup.kill`, no `CAP_SYS_ADMIN`).
+    ///
+    /// ```
+    /// use pidreap::Containment;
+    /// assert!(Containment::ProcessGroup.check().is_ok());
+    /// if let Err(e) = Containment::Cgroup.check() {
+    ///     println!("no cgroup containment here: {e}");
+    /// }
+    /// ```
+    pub fn check(self) -> crate::Result<()> {
+        crate::containment::check(self)
+    }
+
+    /// The strongest mechanism that works here without configuration:
+    /// [`Cgroup`](Containment::Cgroup) if it does (the program runs as
+    /// usual, its whole tree is contained), else
+    /// [`PidNamespace`](Containment::PidNamespace) (contained, but the
+    /// program runs as PID 1), else [`ProcessGroup`](Containment::ProcessGroup).
+    pub fn strongest_available() -> Containment {
+        [Containment::Cgroup, Containment::PidNamespace]
+            .into_iter()
+            .find(|c| c.check().is_ok())
+            .unwrap_or(Containment::ProcessGroup)
+    }
+
+    /// A short name: `none`, `group`, `cgroup`, `pidns`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Containment::None => "none",
+            Containment::ProcessGroup => "group",
+            Containment::Cgroup => "cgroup",
+            Containment::PidNamespace => "pidns",
+        }
+    }
 }
 
 /// A program to run under supervision, built like

@@ -66,6 +66,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The [`Containment`](crate::Containment) asked for cannot be had
+    /// here; nothing was started.
+    #[error("{mechanism} containment is not available here: {reason}")]
+    ContainmentUnavailable {
+        /// The mechanism's [`name`](crate::Containment::name).
+        mechanism: &'static str,
+        /// What is missing, and what the kernel said.
+        reason: String,
+    },
     /// SIGCHLD is ignored or has `SA_NOCLDWAIT`, so the kernel would reap
     /// children itself and their exit statuses would be lost.
     #[error("SIGCHLD is set to SIG_IGN or SA_NOCLDWAIT in this process: children would be reaped by the kernel and their statuses lost; restore SIGCHLD to SIG_DFL")]

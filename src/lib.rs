@@ -75,6 +75,7 @@
 #![cfg(target_os = "linux")]
 
 mod command;
+mod containment;
 pub mod engine;
 mod error;
 mod reaper;
@@ -94,4 +95,4 @@ pub use error::{Error, Result};
 pub use reaper::{CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown};
 pub use setup::{block_signals, raise_fd_limit, STOP_SIGNALS};
 pub use signal::{ParseSignalError, Signal};
-pub use status::{Exit, ExitStatus, ResourceUsage};
+pub use status::{Exit, ExitStatus, ResourceUsage, TreeUsage};

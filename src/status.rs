@@ -95,6 +95,27 @@ pub struct Exit {
     pub status: ExitStatus,
     /// When the supervisor observed the exit (just after the reap).
     pub observed_at: Instant,
-    /// Its resource usage.
+    /// Its resource usage (the child itself, and the descendants it
+    /// waited for, as `waitid(2)` reports it).
     pub usage: ResourceUsage,
+    /// What its whole tree used, for a child spawned with
+    /// [`Containment::Cgroup`](crate::Containment::Cgroup), read from its
+    /// cgroup just before the cgroup was removed; `None` otherwise.
+    pub tree: Option<TreeUsage>,
+}
+
+/// What a contained tree used over its life, from its cgroup: `cpu.stat`,
+/// and `memory.peak` where the memory controller is enabled for it.
+/// [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html#cpu-interface-files)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeUsage {
+    /// Total CPU time of every process that ran in the tree.
+    pub cpu_time: Duration,
+    /// Its user-mode part.
+    pub user_time: Duration,
+    /// Its kernel part.
+    pub system_time: Duration,
+    /// The highest memory use of the tree, in bytes, where the memory
+    /// controller is enabled for its cgroup (Linux 5.19+).
+    pub memory_peak: Option<u64>,
 }

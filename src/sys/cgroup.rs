@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
+use crate::signal::Signal;
+
 /// Why cgroup containment cannot be had here.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Unavailable {
@@ -323,6 +325,18 @@ impl CgroupDir {
         self.fd.as_fd()
     }
 
+    /// Whether the interface file `name` exists here and we may write it
+    /// (`faccessat(2)` with `W_OK`).
+    pub(crate) fn has_file(&self, name: &CStr) -> bool {
+        rustix::fs::accessat(
+            &self.fd,
+            name,
+            rustix::fs::Access::WRITE_OK,
+            AtFlags::empty(),
+        )
+        .is_ok()
+    }
+
     /// The directory's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
@@ -395,39 +409,69 @@ impl CgroupDir {
                     rounds,
                 });
             }
-            let mut opened = Vec::with_capacity(listed.len());
-            for pid in listed {
-                let Some(raw) = rustix::process::Pid::from_raw(pid) else {
-                    continue;
-                };
-                match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
-                    Ok(fd) => opened.push((pid, fd)),
-                    Err(Errno::SRCH) => {}
-                    Err(e) => {
-                        return Err(os_err("pidfd_open for a process of", self.path.clone(), e))
-                    }
-                }
-            }
-            let mut still = self.subtree_procs()?;
-            still.sort_unstable();
-            for (pid, fd) in opened {
-                if still.binary_search(&pid).is_err() {
-                    continue;
-                }
-                match rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL) {
-                    Ok(()) | Err(Errno::SRCH) => {}
-                    Err(e) => {
-                        return Err(os_err(
-                            "pidfd_send_signal(SIGKILL) to a process of",
-                            self.path.clone(),
-                            e,
-                        ))
-                    }
-                }
-            }
+            self.signal_listed(&listed, Signal::KILL)?;
             rounds += 1;
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Sends `signal` to every process in this cgroup and its descendants;
+    /// returns how many were signalled.
+    ///
+    /// Each process is signalled through a pidfd opened on the listed pid
+    /// and kept only if the pid is still listed after the pidfd was opened,
+    /// so a pid reused outside the cgroup is never hit
+    /// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)).
+    /// A process forked after the listing is not signalled (use
+    /// [`kill`](Self::kill) for SIGKILL, which has no such gap).
+    pub(crate) fn signal(&self, signal: Signal) -> Result<usize, CgroupError> {
+        let listed = self.subtree_procs()?;
+        self.signal_listed(&listed, signal)
+    }
+
+    fn signal_listed(&self, listed: &[i32], signal: Signal) -> Result<usize, CgroupError> {
+        let mut opened = Vec::with_capacity(listed.len());
+        for &pid in listed {
+            let Some(raw) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+                Ok(fd) => opened.push((pid, fd)),
+                Err(Errno::SRCH) => {}
+                Err(e) => return Err(os_err("pidfd_open for a process of", self.path.clone(), e)),
+            }
+        }
+        let mut still = self.subtree_procs()?;
+        still.sort_unstable();
+        let mut sent = 0;
+        for (pid, fd) in opened {
+            if still.binary_search(&pid).is_err() {
+                continue;
+            }
+            match super::pidfd::send_signal(fd.as_fd(), pid, signal, false) {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(os_err(
+                        "pidfd_send_signal to a process of",
+                        self.path.clone(),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Asks the kernel to enable `controllers` (such as `"+memory"`) for
+    /// this cgroup's children, through `cgroup.subtree_control`. Fails where
+    /// the parent has not enabled them for this cgroup, or where this
+    /// cgroup holds processes (the "no internal processes" rule).
+    ///
+    /// See [Enabling and Disabling](https://docs.kernel.org/admin-guide/cgroup-v2.html#enabling-and-disabling).
+    pub(crate) fn enable_controllers(&self, controllers: &str) -> Result<(), CgroupError> {
+        self.write_file(c"cgroup.subtree_control", controllers.as_bytes())
+            .map_err(|e| os_err("writing to", self.path.join("cgroup.subtree_control"), e))
     }
 
     /// Opens `cgroup.events` for polling: the kernel raises `EPOLLPRI`

@@ -1,0 +1,287 @@
+//! Containing a child's whole tree: which mechanisms work here
+//! ([`check`]), and the cgroups a reaper keeps for the children it spawns
+//! with [`Containment::Cgroup`] ([`CgroupHome`], [`Tree`]).
+//!
+//! # The cgroup layout
+//!
+//! ```text
+//! <our own cgroup>/
+//!     pidreap-<pid>-<n>/      one per reaper that needed it (its "home"),
+//!         c<k>/               guarded by one sentinel process
+//!         c<k+1>/             one leaf per contained child
+//! ```
+//!
+//! The home holds no process itself, so controllers may be enabled for its
+//! leaves ("no internal processes" rule of
+//! [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html#no-internal-process-constraint));
+//! the memory controller is asked for, so that `memory.peak` can be
+//! reported, and going without it is fine. The sentinel (see
+//! `sys::sentinel`) kills and removes the home's whole subtree when the
+//! reaper's process is gone, however it went.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::command::Containment;
+use crate::error::{Error, Result};
+use crate::signal::Signal;
+use crate::status::{ExitStatus, TreeUsage};
+use crate::sys::cgroup::{self, CgroupDir, CgroupEvents, Unavailable};
+use crate::sys::sentinel::Sentinel;
+
+/// `CAP_SYS_ADMIN`, the capability `CLONE_NEWPID` needs
+/// ([capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html)).
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether `containment` works here; the error says what is missing.
+pub(crate) fn check(containment: Containment) -> Result<()> {
+    match containment {
+        Containment::None | Containment::ProcessGroup => Ok(()),
+        Containment::PidNamespace => check_pid_namespace(),
+        Containment::Cgroup => check_cgroup(),
+    }
+}
+
+fn unavailable(containment: Containment, reason: impl std::fmt::Display) -> Error {
+    Error::ContainmentUnavailable {
+        mechanism: containment.name(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `CLONE_NEWPID` needs `CAP_SYS_ADMIN` in our user namespace
+/// ([pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)):
+/// read from `CapEff` in `/proc/self/status`
+/// ([proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)).
+fn check_pid_namespace() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+        unavailable(
+            Containment::PidNamespace,
+            format_args!("reading /proc/self/status: {e}"),
+        )
+    })?;
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| {
+            unavailable(
+                Containment::PidNamespace,
+                "no CapEff line in /proc/self/status",
+            )
+        })?;
+    if caps & (1 << CAP_SYS_ADMIN) == 0 {
+        return Err(unavailable(
+            Containment::PidNamespace,
+            "a new PID namespace (CLONE_NEWPID) needs CAP_SYS_ADMIN, which this process does not have (unprivileged user namespaces are not used)",
+        ));
+    }
+    Ok(())
+}
+
+/// cgroup v2 mounted, our cgroup visible, `cgroup.kill` there (the
+/// sentinel needs it), and a child cgroup can be made (delegation): a
+/// probe cgroup is created and removed.
+fn check_cgroup() -> Result<()> {
+    let own = open_own_cgroup()?;
+    require_cgroup_kill(&own)?;
+    let probe = own
+        .create_child(&unique_name("pidreap-probe"))
+        .map_err(|e| unavailable(Containment::Cgroup, e))?;
+    probe
+        .remove()
+        .map_err(|e| unavailable(Containment::Cgroup, e))?;
+    Ok(())
+}
+
+fn open_own_cgroup() -> Result<CgroupDir> {
+    let located = cgroup::locate().map_err(|e| unavailable(Containment::Cgroup, e))?;
+    located
+        .open()
+        .map_err(|e| unavailable(Containment::Cgroup, Unavailable::from(e)))
+}
+
+fn require_cgroup_kill(dir: &CgroupDir) -> Result<()> {
+    if dir.has_file(c"cgroup.kill") {
+        Ok(())
+    } else {
+        Err(unavailable(
+            Containment::Cgroup,
+            format_args!(
+                "{} has no cgroup.kill (needs Linux 5.14), which kills the tree after the supervisor's death",
+                dir.path().display()
+            ),
+        ))
+    }
+}
+
+/// `<prefix>-<pid>-<n>`, unique within this process.
+fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A reaper's cgroup for its contained children, with the sentinel that
+/// kills it all if the reaper's process dies.
+#[derive(Debug)]
+pub(crate) struct CgroupHome {
+    // Dropped first: the sentinel kills what is left and removes the home.
+    sentinel: Sentinel,
+    dir: CgroupDir,
+    next_leaf: u64,
+}
+
+impl CgroupHome {
+    /// Creates the home below our own cgroup and starts its sentinel.
+    pub(crate) fn create() -> Result<CgroupHome> {
+        let own = open_own_cgroup()?;
+        require_cgroup_kill(&own)?;
+        let dir = own
+            .create_child(&unique_name("pidreap"))
+            .map_err(|e| unavailable(Containment::Cgroup, e))?;
+        if let Err(e) = dir.enable_controllers("+memory") {
+            log::debug!(
+                "no memory controller for contained trees ({e}): memory.peak will not be reported"
+            );
+        }
+        let sentinel = match Sentinel::start(&dir) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = dir.remove();
+                return Err(unavailable(
+                    Containment::Cgroup,
+                    format_args!("starting the cgroup sentinel: {e}"),
+                ));
+            }
+        };
+        log::debug!(
+            "contained children go below {} (sentinel pid {})",
+            dir.path().display(),
+            sentinel.pid()
+        );
+        Ok(CgroupHome {
+            sentinel,
+            dir,
+            next_leaf: 0,
+        })
+    }
+
+    /// A new, empty leaf cgroup for one child.
+    pub(crate) fn leaf(&mut self) -> Result<Tree> {
+        let name = format!("c{}", self.next_leaf);
+        self.next_leaf += 1;
+        let leaf = self
+            .dir
+            .create_child(&name)
+            .map_err(|e| unavailable(Containment::Cgroup, e))?;
+        match leaf.events() {
+            Ok(events) => Ok(Tree { leaf, events }),
+            Err(e) => {
+                let _ = leaf.remove();
+                Err(unavailable(Containment::Cgroup, Unavailable::from(e)))
+            }
+        }
+    }
+
+    /// The sentinel's pidfd: readable when it exited, which before the
+    /// reaper is dropped means containment after the reaper's death is lost.
+    pub(crate) fn sentinel_pidfd(&self) -> BorrowedFd<'_> {
+        self.sentinel.pidfd()
+    }
+
+    /// Reaps the sentinel if it exited; logs what that means.
+    pub(crate) fn check_sentinel(&mut self) -> Option<ExitStatus> {
+        match self.sentinel.try_reap() {
+            Ok(Some(status)) => {
+                log::error!(
+                    "the cgroup sentinel (pid {}) for {} ended ({status}): contained trees are no longer killed if this process dies",
+                    self.sentinel.pid(),
+                    self.dir.path().display()
+                );
+                Some(status)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::error!("{e}");
+                None
+            }
+        }
+    }
+
+    /// The sentinel's pid.
+    pub(crate) fn sentinel_pid(&self) -> i32 {
+        self.sentinel.pid()
+    }
+}
+
+/// One contained child's leaf cgroup, and its `cgroup.events`.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    leaf: CgroupDir,
+    events: CgroupEvents,
+}
+
+impl Tree {
+    /// The leaf's directory fd, to be born in (`CLONE_INTO_CGROUP`).
+    pub(crate) fn dir_fd(&self) -> BorrowedFd<'_> {
+        self.leaf.fd()
+    }
+
+    /// `cgroup.events`, to register for `EPOLLPRI`.
+    pub(crate) fn events_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.events.as_fd()
+    }
+
+    /// Sends `signal` to the whole tree: SIGKILL with `cgroup.kill`, any
+    /// other signal to every process listed. `Ok(false)` if it was empty.
+    pub(crate) fn send(&self, signal: Signal) -> io::Result<bool> {
+        if signal == Signal::KILL {
+            self.leaf.kill().map_err(io::Error::other)?;
+            return Ok(true);
+        }
+        Ok(self.leaf.signal(signal).map_err(io::Error::other)? > 0)
+    }
+
+    /// Whether any process is left in the tree. An unreadable file counts
+    /// as populated: the tree is only ever declared gone when it says so.
+    pub(crate) fn populated(&self) -> bool {
+        self.events.populated().unwrap_or_else(|e| {
+            log::error!("{e}");
+            true
+        })
+    }
+
+    /// What the tree used, read from the leaf.
+    pub(crate) fn usage(&self) -> Option<TreeUsage> {
+        match self.leaf.usage() {
+            Ok(u) => Some(TreeUsage {
+                cpu_time: u.usage,
+                user_time: u.user,
+                system_time: u.system,
+                memory_peak: u.memory_peak,
+            }),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Removes the (empty) leaf.
+    pub(crate) fn remove(&self) {
+        if let Err(e) = self.leaf.remove() {
+            log::warn!("{e}");
+        }
+    }
+
+    /// The leaf's path, for messages.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.leaf.path()
+    }
+}
