@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use pidreap::engine::{Backoff, RestartConfig, RestartPolicy};
-use pidreap::Signal;
+use pidreap::{Containment, Signal};
 
 /// Where forwarded signals (and the stop ladder) go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,32 @@ pub enum ForwardTo {
     Child,
     /// The child's process group: the child is spawned leading a new one.
     Group,
+}
+
+/// What `--contain` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contain {
+    /// The strongest mechanism that works here (cgroup, pidns, group).
+    Auto,
+    /// Exactly this mechanism, or an error before anything is started.
+    Exactly(Containment),
+}
+
+impl Contain {
+    fn parse(value: &str) -> Result<Contain, String> {
+        Ok(match value {
+            "auto" => Contain::Auto,
+            "none" => Contain::Exactly(Containment::None),
+            "group" => Contain::Exactly(Containment::ProcessGroup),
+            "cgroup" => Contain::Exactly(Containment::Cgroup),
+            "pidns" => Contain::Exactly(Containment::PidNamespace),
+            _ => {
+                return Err(format!(
+                    "expected none, group, cgroup, pidns or auto, got {value:?}"
+                ))
+            }
+        })
+    }
 }
 
 /// Everything `pidreap run` was asked to do.
@@ -24,6 +50,7 @@ pub struct RunOptions {
     pub stop_signal: Signal,
     pub pdeathsig: Signal,
     pub forward_to: ForwardTo,
+    pub contain: Contain,
     pub restart: RestartConfig,
     pub subreaper: bool,
     /// Verbosity: 0 is the default (warnings), negative is quieter.
@@ -39,6 +66,7 @@ impl Default for RunOptions {
             stop_signal: Signal::TERM,
             pdeathsig: Signal::KILL,
             forward_to: ForwardTo::Child,
+            contain: Contain::Auto,
             restart: RestartConfig::default(),
             subreaper: false,
             verbosity: 0,
@@ -84,6 +112,23 @@ Options for run (the first argument that is not an option is PROGRAM):
   --forward-to child|group send forwarded signals to the child, or to its
                            process group (the child then leads a new group)
                            [default: child]
+  --contain none|group|cgroup|pidns|auto
+                           what is stopped with the child and dies with
+                           pidreap:
+                           none    the child only
+                           group   its process group; setsid(1) escapes it,
+                                   and only the child dies with pidreap
+                           cgroup  its whole tree, in a cgroup v2 leaf of its
+                                   own (needs Linux 5.14 and write access to
+                                   pidreap's cgroup: root, or delegation)
+                           pidns   its whole tree, in a new PID namespace
+                                   (needs CAP_SYS_ADMIN); the child is its
+                                   PID 1 and ignores the signals it has no
+                                   handler for, SIGTERM included
+                           auto    the strongest that needs no configuration:
+                                   cgroup, else pidns, else group (cgroup
+                                   first: it leaves signal semantics alone)
+                           [default: auto]
   --restart never|on-failure|always
                            restart the child when it exits: never, when it
                            fails (non-zero exit or killed), or always
@@ -116,7 +161,8 @@ ends pidreap at once, without starting the child again.
 
 Exit status: the child's exit code; 128+N if it died of signal N; 127 if
 PROGRAM was not found; 126 if it could not be executed; 125 for pidreap's own
-errors (bad option or value). With restarts, the status of the last run.
+errors (bad option or value, a --contain mechanism that is not available
+here). With restarts, the status of the last run.
 ";
 
 /// The version line.
@@ -160,6 +206,7 @@ pub fn parse_run(args: Vec<OsString>) -> Result<Request, UsageError> {
                             }
                         }
                     }
+                    "contain" => opts.contain = Contain::parse(&value).map_err(bad)?,
                     "restart" => {
                         opts.restart.policy = value
                             .parse::<RestartPolicy>()
@@ -209,6 +256,7 @@ const VALUED: &[&str] = &[
     "stop-signal",
     "pdeathsig",
     "forward-to",
+    "contain",
     "restart",
     "max-restarts",
     "restart-window",
@@ -357,6 +405,26 @@ mod tests {
         // The first non-option ends the options.
         let o = run(&["-q", "ls", "-l"]).unwrap();
         assert_eq!((o.verbosity, o.args.len()), (-1, 1));
+    }
+
+    #[test]
+    fn contain_values() {
+        assert_eq!(run(&["true"]).unwrap().contain, Contain::Auto);
+        for (value, want) in [
+            ("auto", Contain::Auto),
+            ("none", Contain::Exactly(Containment::None)),
+            ("group", Contain::Exactly(Containment::ProcessGroup)),
+            ("cgroup", Contain::Exactly(Containment::Cgroup)),
+            ("pidns", Contain::Exactly(Containment::PidNamespace)),
+        ] {
+            assert_eq!(run(&["--contain", value, "true"]).unwrap().contain, want);
+            let joined = format!("--contain={value}");
+            assert_eq!(run(&[&joined, "true"]).unwrap().contain, want);
+        }
+        for bad in ["", "Cgroup", "namespace", "pid"] {
+            let e = run(&["--contain", bad, "true"]).unwrap_err();
+            assert!(e.starts_with("--contain: expected none, group"), "{e}");
+        }
     }
 
     #[test]

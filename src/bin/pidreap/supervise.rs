@@ -25,9 +25,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
 use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
-use pidreap::{ChildId, Command, Event, ExitStatus, Reaper, Signal, StopLadder};
+use pidreap::{
+    ChildId, Command, Containment, Event, ExitStatus, Reaper, Signal, StopLadder, TreeUsage,
+};
 
-use crate::cli::{ForwardTo, RunOptions};
+use crate::cli::{Contain, ForwardTo, RunOptions};
 
 /// The signals forwarded to the child.
 pub const FORWARDED: [Signal; 7] = [
@@ -66,6 +68,25 @@ fn show(d: Duration) -> String {
     }
 }
 
+/// What a contained tree used, for the exit line: `tree: cpu 1.234s (user
+/// 1.000s, system 0.234s), memory peak 12.3 MiB`.
+fn show_tree(tree: &TreeUsage) -> String {
+    let secs = |d: Duration| format!("{:.3}s", d.as_secs_f64());
+    let mut s = format!(
+        "tree: cpu {} (user {}, system {})",
+        secs(tree.cpu_time),
+        secs(tree.user_time),
+        secs(tree.system_time)
+    );
+    if let Some(peak) = tree.memory_peak {
+        s.push_str(&format!(
+            ", memory peak {:.1} MiB",
+            peak as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    s
+}
+
 struct Supervisor<'a> {
     opts: &'a RunOptions,
     reaper: Reaper,
@@ -79,8 +100,69 @@ struct Supervisor<'a> {
     stopping: bool,
 }
 
+/// What the error says is missing, without the "not available" preamble
+/// (for the one-line list of reasons `auto` logs).
+fn reason(e: &pidreap::Error) -> String {
+    match e {
+        pidreap::Error::ContainmentUnavailable { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The containment `--contain` asks for, checked before anything starts.
+/// `auto` tries cgroup, then pidns (the order of
+/// [`Containment::strongest_available`], done here step by step to log why
+/// each stronger one was passed over) and falls back to group. An explicit
+/// mechanism that does not work here is an error, never a silent downgrade.
+fn choose(contain: Contain) -> Result<Containment, i32> {
+    match contain {
+        Contain::Exactly(c) => match c.check() {
+            Ok(()) => {
+                log::info!("containment: {}", c.name());
+                Ok(c)
+            }
+            Err(e) => {
+                log::error!("--contain {}: {e}", c.name());
+                Err(e.exit_code())
+            }
+        },
+        Contain::Auto => {
+            let mut passed_over = Vec::new();
+            for c in [Containment::Cgroup, Containment::PidNamespace] {
+                match c.check() {
+                    Ok(()) => {
+                        log_auto(c, &passed_over);
+                        return Ok(c);
+                    }
+                    Err(e) => passed_over.push(format!("{}: {}", c.name(), reason(&e))),
+                }
+            }
+            log_auto(Containment::ProcessGroup, &passed_over);
+            Ok(Containment::ProcessGroup)
+        }
+    }
+}
+
+fn log_auto(chosen: Containment, passed_over: &[String]) {
+    if passed_over.is_empty() {
+        log::info!("containment: {} (auto)", chosen.name());
+    } else {
+        log::info!(
+            "containment: {} (auto; {})",
+            chosen.name(),
+            passed_over.join("; ")
+        );
+    }
+}
+
 /// Runs `pidreap run` and returns the exit code.
 pub fn run(opts: &RunOptions) -> i32 {
+    // Before anything is started: a mechanism that is not there ends
+    // pidreap with nothing spawned.
+    let containment = match choose(opts.contain) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let pid1 = rustix::process::getpid().is_init();
     let orphans = pid1 || opts.subreaper;
     let reaper = Reaper::builder()
@@ -103,8 +185,11 @@ pub fn run(opts: &RunOptions) -> i32 {
     cmd.args(&opts.args)
         .death_signal(Some(opts.pdeathsig))
         // See the module docs: the stop signal itself is forwarded by us.
-        .stop_ladder(StopLadder::new(Signal::CONT, opts.grace));
+        .stop_ladder(StopLadder::new(Signal::CONT, opts.grace))
+        .containment(containment);
     if opts.forward_to == ForwardTo::Group {
+        // Composes with every mechanism: with group it is the same thing;
+        // with pidns the child leads its group as PID 1 of its namespace.
         cmd.process_group(0);
     }
 
@@ -177,7 +262,7 @@ impl Supervisor<'_> {
             Event::Exited(exit) if Some(exit.id) == self.child => {
                 self.child = None;
                 self.last = Some(exit.status);
-                self.exited(exit.status, exit.observed_at)
+                self.exited(exit.status, exit.tree, exit.observed_at)
             }
             Event::Signal { signal, sender_pid } => {
                 log::debug!("received {signal} from pid {sender_pid}");
@@ -194,15 +279,21 @@ impl Supervisor<'_> {
     }
 
     /// The child exited: restart it, or finish.
-    fn exited(&mut self, status: ExitStatus, at: Instant) -> Option<i32> {
+    fn exited(&mut self, status: ExitStatus, tree: Option<TreeUsage>, at: Instant) -> Option<i32> {
+        // The status, and what the whole tree used when it was contained
+        // in a cgroup.
+        let summary = match tree {
+            Some(tree) => format!("{status}; {}", show_tree(&tree)),
+            None => status.to_string(),
+        };
         if self.stopping {
-            log::info!("the child exited ({status})");
+            log::info!("the child exited ({summary})");
             return Some(status.shell_code());
         }
         match self.restarter.on_exit(at, ExitKind::of(status), jitter()) {
             Decision::Restart { attempt, delay, .. } => {
                 log::warn!(
-                    "the child exited ({status}): restart attempt {attempt} in {}",
+                    "the child exited ({summary}): restart attempt {attempt} in {}",
                     show(delay)
                 );
                 None
@@ -210,14 +301,14 @@ impl Supervisor<'_> {
             Decision::GiveUp(StopReason::LimitReached) => {
                 let cfg = self.restarter.config();
                 log::warn!(
-                    "the child exited ({status}): giving up after {} restarts within {}",
+                    "the child exited ({summary}): giving up after {} restarts within {}",
                     cfg.max_restarts,
                     show(cfg.window)
                 );
                 Some(status.shell_code())
             }
             Decision::GiveUp(_) => {
-                log::info!("the child exited ({status})");
+                log::info!("the child exited ({summary})");
                 Some(status.shell_code())
             }
         }
