@@ -5,6 +5,10 @@
 //! so nothing is left behind even when an assertion fails. Timing bounds
 //! are correctness bounds with generous margins (the machine is shared),
 //! never speed assertions.
+//!
+//! Tests of what the child itself sees (its pid, its signals, its orphans)
+//! pass `--contain none`: the default, `auto`, may make it PID 1 of a PID
+//! namespace. tests/contain_cli.rs tests `--contain`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -308,7 +312,17 @@ fn exit_code_passes_through() {
 #[test]
 fn a_signalled_child_gives_128_plus_n() {
     for (sig, n) in [("USR2", 12), ("TERM", 15), ("KILL", 9)] {
-        let (got, _, stderr) = run(&["run", "--", "sh", "-c", &format!("kill -{sig} $$")]);
+        // As PID 1 of a PID namespace (what auto may choose) the shell
+        // would ignore its own default-action signals.
+        let (got, _, stderr) = run(&[
+            "run",
+            "--contain",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &format!("kill -{sig} $$"),
+        ]);
         assert_eq!(got, 128 + n, "SIG{sig}; stderr: {stderr:?}");
     }
 }
@@ -425,6 +439,8 @@ fn sigterm_with_a_child_that_ignores_it_ends_after_the_grace() {
         "-v",
         "--grace",
         "1s",
+        "--contain",
+        "none",
         "--",
         "sh",
         "-c",
@@ -462,6 +478,8 @@ fn a_second_sigint_skips_the_grace() {
         "-v",
         "--grace",
         "120s",
+        "--contain",
+        "none",
         "--",
         "sh",
         "-c",
@@ -486,6 +504,8 @@ fn sigkill_to_pidreap_leaves_no_child_alive() {
     // can end it.
     let mut p = Pidreap::start(&[
         "run",
+        "--contain",
+        "none",
         "--",
         "sh",
         "-c",
@@ -510,7 +530,17 @@ fn pdeathsig_chooses_what_the_child_gets_when_pidreap_dies() {
         "trap 'echo yes > {}; exit 0' USR1; echo pid=$$; echo ready; while :; do sleep 0.1; done",
         marker.display()
     );
-    let mut p = Pidreap::start(&["run", "--pdeathsig", "USR1", "--", "sh", "-c", &script]);
+    let mut p = Pidreap::start(&[
+        "run",
+        "--pdeathsig",
+        "USR1",
+        "--contain",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     let pid = p.ready_pid();
     let start = start_time(pid).unwrap();
     p.signal(Signal::KILL);
@@ -740,6 +770,8 @@ fn as_pid_1_orphans_are_reaped_and_no_zombie_is_left() {
         BIN,
         "run",
         "-vv",
+        "--contain",
+        "none",
         "--",
         "sh",
         "-c",
@@ -805,7 +837,17 @@ fn as_pid_1_signals_from_inside_the_namespace_are_forwarded() {
 
 #[test]
 fn subreaper_reaps_orphans_outside_a_pid_namespace() {
-    let mut p = Pidreap::start(&["run", "-vv", "--subreaper", "--", "sh", "-c", ORPHAN_SCRIPT]);
+    let mut p = Pidreap::start(&[
+        "run",
+        "-vv",
+        "--subreaper",
+        "--contain",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        ORPHAN_SCRIPT,
+    ]);
     assert_eq!(
         p.wait(DEADLINE),
         5,
