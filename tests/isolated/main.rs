@@ -191,6 +191,11 @@ pub(crate) const TESTS: &[Test] = &[
         || fallback::cgroup_without_clone3(libc::ENOSYS),
     ),
     t(
+        "unprivileged_supervisor_takes_its_pid_namespace_tree",
+        120,
+        || parent_death::unprivileged_supervisor_takes_its_pidns_tree(10),
+    ),
+    t(
         "a_killed_cgroup_sentinel_is_reported",
         60,
         parent_death::killed_sentinel_is_reported,

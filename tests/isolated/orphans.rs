@@ -92,7 +92,7 @@ pub(crate) fn orphans_in_a_cgroup_tree_get_the_ladder() {
         .build()
         .unwrap();
     let mut cmd = sh(
-        "sh -c '(trap \"\" TERM; exec sleep 1000) & echo $!' >&2 2>&1; sleep 0.1; echo ready; wait",
+        "sh -c '(trap \"\" TERM; exec sleep 1000) & echo $!' >&2 2>&1; sleep 0.1; echo ready; exec sleep 1000",
     );
     cmd.containment(pidreap::Containment::Cgroup)
         .stop_ladder(pidreap::StopLadder::new(
