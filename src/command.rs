@@ -110,8 +110,14 @@ pub enum Containment {
     /// [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html),
     /// [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html)
     Cgroup,
-    /// The child is init (PID 1) of a new PID namespace (`CLONE_NEWPID`,
-    /// needs `CAP_SYS_ADMIN`). When it dies, for whatever reason, its
+    /// The child is init (PID 1) of a new PID namespace (`CLONE_NEWPID`).
+    /// Without `CAP_SYS_ADMIN` the namespace is made inside a new user
+    /// namespace (`CLONE_NEWUSER`, where the kernel allows unprivileged
+    /// ones), in which the child's uid and gid are mapped to themselves:
+    /// it runs as the same user, with no privilege outside, and sees
+    /// supplementary groups as `nogroup` (`setgroups` is denied there)
+    /// ([user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)).
+    /// When it dies, for whatever reason, its
     /// parent-death signal after the supervisor's SIGKILL included, the
     /// kernel SIGKILLs every process in the namespace, so no descendant
     /// survives it, `setsid` or double fork notwithstanding; and it is
@@ -132,7 +138,8 @@ pub enum Containment {
 impl Containment {
     /// Checks, without spawning anything, that this mechanism works here;
     /// the error names what is missing (no cgroup v2, not delegated, no
-    /// `cgroup.kill`, no `CAP_SYS_ADMIN`).
+    /// `cgroup.kill`, no `CAP_SYS_ADMIN` and no unprivileged user
+    /// namespace).
     ///
     /// ```
     /// use pidreap::Containment;

@@ -22,6 +22,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use crate::command::Containment;
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ use crate::signal::Signal;
 use crate::status::{ExitStatus, TreeUsage};
 use crate::sys::cgroup::{self, CgroupDir, CgroupEvents, Unavailable};
 use crate::sys::sentinel::Sentinel;
+use crate::sys::spawn::probe_namespaces;
 
 /// `CAP_SYS_ADMIN`, the capability `CLONE_NEWPID` needs
 /// ([capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html)).
@@ -50,34 +52,40 @@ fn unavailable(containment: Containment, reason: impl std::fmt::Display) -> Erro
     }
 }
 
-/// `CLONE_NEWPID` needs `CAP_SYS_ADMIN` in our user namespace
-/// ([pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)):
-/// read from `CapEff` in `/proc/self/status`
+/// Whether this process has `CAP_SYS_ADMIN` (in its user namespace),
+/// which `CLONE_NEWPID` needs: `CapEff` in `/proc/self/status`, read once
 /// ([proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)).
+pub(crate) fn has_cap_sys_admin() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    })
+}
+
+/// A PID namespace needs `CAP_SYS_ADMIN`, or else an unprivileged user
+/// namespace around it, which the kernel may refuse (a sysctl such as
+/// `user.max_user_namespaces=0`, or a security module): probed by cloning
+/// a child that exits at once.
+/// [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html),
+/// [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)
 fn check_pid_namespace() -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+    if has_cap_sys_admin() {
+        return Ok(());
+    }
+    probe_namespaces(libc::CLONE_NEWUSER | libc::CLONE_NEWPID).map_err(|e| {
         unavailable(
             Containment::PidNamespace,
-            format_args!("reading /proc/self/status: {e}"),
+            format_args!("no CAP_SYS_ADMIN for CLONE_NEWPID, and the kernel refused an unprivileged user namespace: {e}"),
         )
-    })?;
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| {
-            unavailable(
-                Containment::PidNamespace,
-                "no CapEff line in /proc/self/status",
-            )
-        })?;
-    if caps & (1 << CAP_SYS_ADMIN) == 0 {
-        return Err(unavailable(
-            Containment::PidNamespace,
-            "a new PID namespace (CLONE_NEWPID) needs CAP_SYS_ADMIN, which this process does not have (unprivileged user namespaces are not used)",
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// cgroup v2 mounted, our cgroup visible, a child cgroup can be made

@@ -10,7 +10,7 @@ use crate::command::{Command, Containment, StdioKind};
 use crate::error::{Error, Result};
 use crate::signal::Signal;
 use crate::sys::fd;
-use crate::sys::spawn::{ChildFd, SpawnRequest};
+use crate::sys::spawn::{ChildFd, IdMaps, SpawnRequest};
 
 /// A spawn ready to go: the request for the sys layer, the child's ends of
 /// its stdio (closed in the parent once the child has exec'd), and the
@@ -43,6 +43,9 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,
+            user_namespace: (cmd.containment == Containment::PidNamespace
+                && !crate::containment::has_cap_sys_admin())
+            .then(IdMaps::identity),
             cgroup: None,
             #[cfg(feature = "testing")]
             setup_delay: cmd.setup_delay,

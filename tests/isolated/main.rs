@@ -105,6 +105,11 @@ pub(crate) const TESTS: &[Test] = &[
         orphans::orphans_reaped,
     ),
     t(
+        "subreaper_orphans_in_a_cgroup_tree_get_the_ladder",
+        60,
+        orphans::orphans_in_a_cgroup_tree_get_the_ladder,
+    ),
+    t(
         "child_surviving_sigkill_is_reported_stuck",
         60,
         stuck::stuck_child,
@@ -184,6 +189,16 @@ pub(crate) const TESTS: &[Test] = &[
         "cgroup_child_joins_its_leaf_itself_when_clone3_is_enosys",
         60,
         || fallback::cgroup_without_clone3(libc::ENOSYS),
+    ),
+    t(
+        "unprivileged_supervisor_takes_its_pid_namespace_tree",
+        120,
+        || parent_death::unprivileged_supervisor_takes_its_pidns_tree(10),
+    ),
+    t(
+        "a_killed_cgroup_sentinel_is_reported",
+        60,
+        parent_death::killed_sentinel_is_reported,
     ),
     t(
         "sigkilled_supervisor_takes_its_whole_cgroup_tree",

@@ -79,3 +79,77 @@ pub(crate) fn orphans_reaped() {
     assert!(reaper.is_empty());
     assert_no_children_left("after the orphan test");
 }
+
+/// A subreaper's orphans that live in a contained child's cgroup get the
+/// child's stop ladder: an orphan that ignores SIGTERM, reparented here, is
+/// killed with the tree and reaped as an orphan, and the child is reported
+/// once the tree is empty.
+pub(crate) fn orphans_in_a_cgroup_tree_get_the_ladder() {
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::builder()
+        .subreaper(true)
+        .reap_orphans(true)
+        .build()
+        .unwrap();
+    let mut cmd = sh(
+        "sh -c '(trap \"\" TERM; exec sleep 1000) & echo $!' >&2 2>&1; sleep 0.1; echo ready; exec sleep 1000",
+    );
+    cmd.containment(pidreap::Containment::Cgroup)
+        .stop_ladder(pidreap::StopLadder::new(
+            pidreap::Signal::TERM,
+            std::time::Duration::from_millis(200),
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    let orphan: u32 = Lines::new(child.stderr.take().unwrap())
+        .line(LONG, "the orphan's pid")
+        .parse()
+        .unwrap();
+    guard.track(orphan);
+    assert_eq!(
+        Lines::new(child.stdout.take().unwrap()).line(LONG, "ready"),
+        "ready"
+    );
+    let orphan_proc = Proc::of(orphan);
+    support::wait_until(LONG, "the orphan is reparented here", || {
+        orphan_proc
+            .stat()
+            .is_some_and(|s| s.ppid == std::process::id() as i32)
+    });
+    reaper.stop(child.id()).unwrap();
+    let mut orphan_status = None;
+    let mut exit = None;
+    let deadline = Instant::now() + LONG;
+    // The tree counts as empty once the orphan is a zombie, so its reap
+    // may come just before or just after the child's report.
+    while exit.is_none() || orphan_status.is_none() {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("the tree stopped and the orphan was reaped in time");
+        match reaper.wait_event(Some(left)).unwrap() {
+            Some(Event::Exited(e)) => exit = Some(e),
+            Some(Event::OrphanReaped { pid, status }) => {
+                assert_eq!(pid, orphan, "an unexpected orphan");
+                orphan_status = Some(status);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        orphan_status.and_then(ExitStatus::signal),
+        Some(pidreap::Signal::KILL),
+        "the TERM-ignoring orphan was SIGKILLed with the tree"
+    );
+    assert!(orphan_proc.is_gone());
+    let exit = exit.unwrap();
+    assert_eq!(
+        exit.status.signal(),
+        Some(pidreap::Signal::TERM),
+        "{}",
+        exit.status
+    );
+    drop(reaper);
+    assert_no_children_left("after the contained orphan test");
+}

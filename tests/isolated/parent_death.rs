@@ -251,6 +251,7 @@ fn live_descendants() -> Vec<(u32, support::Stat)> {
 /// and the helper's cgroups are removed.
 pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
     set_subreaper();
+    let mut slowest = Duration::ZERO;
     for round in 0..rounds {
         let mut guard = Guard::new();
         let mut helper = start_helper("cgroup-tree", false);
@@ -278,12 +279,14 @@ pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
         }
         assert!(before.len() >= 4, "round {round}: tree {before:?}");
         helper.kill().unwrap();
+        let killed = Instant::now();
         assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
         support::wait_until(
             Duration::from_secs(1),
             &format!("round {round}: nothing of the cgroup is alive"),
             || support::cgroup_members(&home).is_empty(),
         );
+        slowest = slowest.max(killed.elapsed());
         let dir = format!(
             "{}{home}",
             support::cgroup2_mount().expect("a cgroup2 mount")
@@ -296,6 +299,7 @@ pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
         reap_all_children(&format!("round {round}"));
     }
     assert_no_children_left("after the cgroup rounds");
+    eprintln!("cgroup: tree dead within {slowest:?} of the supervisor's SIGKILL in each of {rounds} rounds");
 }
 
 /// A helper spawns small trees (background, `setsid`, double fork) under
@@ -332,4 +336,94 @@ pub(crate) fn sigkilled_supervisor_mid_spawn(containment: &str, rounds: usize) {
     }
     assert_no_children_left(&format!("after the {containment} rounds"));
     eprintln!("{containment}: 0 survivors in {rounds} trials");
+}
+
+/// Someone SIGKILLs the cgroup sentinel: the reaper reports
+/// `ContainmentLost` with the sentinel's pid and status, and a graceful
+/// stop still takes the whole tree.
+pub(crate) fn killed_sentinel_is_reported() {
+    // The tree's orphans are reparented here, to be reaped.
+    set_subreaper();
+    let mut guard = Guard::new();
+    let mut reaper = pidreap::Reaper::new().unwrap();
+    let mut cmd = pidreap::Command::new("sh");
+    cmd.args(["-c", crate::roles::TREE])
+        .containment(pidreap::Containment::Cgroup)
+        .stop_ladder(pidreap::StopLadder::new(
+            pidreap::Signal::TERM,
+            Duration::from_millis(200),
+        ))
+        .stdout(pidreap::Stdio::piped());
+    let mut child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    assert_eq!(
+        Lines::new(child.stdout.take().unwrap()).line(LONG, "ready"),
+        "ready"
+    );
+    let sentinels: Vec<u32> = support::own_children()
+        .into_iter()
+        .filter(|&p| support::stat(p).is_some_and(|s| s.comm == "pidreap-sentine"))
+        .collect();
+    assert_eq!(sentinels.len(), 1, "one sentinel per reaper: {sentinels:?}");
+    let sentinel = sentinels[0];
+    // SAFETY: kill takes two integers; the sentinel is our unreaped child.
+    assert_eq!(unsafe { libc::kill(sentinel as i32, libc::SIGKILL) }, 0);
+    match reaper.wait_event(Some(LONG)).unwrap() {
+        Some(pidreap::Event::ContainmentLost { pid, status }) => {
+            assert_eq!(pid, sentinel);
+            assert_eq!(status.signal(), Some(pidreap::Signal::KILL));
+        }
+        other => panic!("expected ContainmentLost, got {other:?}"),
+    }
+    let leaf = support::cgroup_of(child.pid()).unwrap();
+    reaper.stop(child.id()).unwrap();
+    let exit = crate::helpers::exit_of(&mut reaper, child.id());
+    assert_eq!(exit.status.signal(), Some(pidreap::Signal::KILL));
+    assert_eq!(support::cgroup_members(&leaf), Vec::<u32>::new());
+    drop(reaper);
+    crate::helpers::reap_all_children("after the sentinel test");
+    assert_no_children_left("after the sentinel test");
+}
+
+/// [`sigkilled_supervisor_takes_its_pidns_tree`] for a supervisor without
+/// `CAP_SYS_ADMIN` (user `nobody`): the child is init of a PID namespace
+/// inside a new user namespace, runs as the supervisor's uid, and the tree
+/// dies with the supervisor.
+pub(crate) fn unprivileged_supervisor_takes_its_pidns_tree(rounds: usize) {
+    set_subreaper();
+    for round in 0..rounds {
+        let mut guard = Guard::new();
+        let mut helper = crate::roles::start_helper_as_nobody("pidns-tree-unprivileged");
+        guard.track(helper.id());
+        let mut out = Lines::new(helper.stdout.take().unwrap());
+        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
+        guard.track(child);
+        assert_eq!(
+            out.line(LONG, "the child's uid and pid"),
+            "65534 1",
+            "round {round}: the child runs as nobody, as PID 1 of its namespace"
+        );
+        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
+        let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let child_userns = std::fs::read_link(format!("/proc/{child}/ns/user")).unwrap();
+        assert_ne!(
+            own_userns, child_userns,
+            "round {round}: a new user namespace"
+        );
+        let ns = support::pid_ns(child).expect("the tree's namespace");
+        let before = support::ns_members(&ns);
+        for pid in &before {
+            guard.track(*pid);
+        }
+        assert!(before.len() >= 4, "round {round}: tree {before:?}");
+        helper.kill().unwrap();
+        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
+        support::wait_until(
+            Duration::from_secs(1),
+            &format!("round {round}: nothing of the namespace is alive"),
+            || support::ns_members(&ns).is_empty(),
+        );
+        reap_all_children(&format!("round {round}"));
+    }
+    assert_no_children_left("after the unprivileged pidns rounds");
 }

@@ -44,6 +44,7 @@ pub(crate) fn run_role(role: &str) -> ExitCode {
         "delayed" => helper_delayed(),
         "pidns-tree" => helper_pidns_tree(),
         "cgroup-tree" => helper_cgroup_tree(),
+        "pidns-tree-unprivileged" => helper_pidns_tree_unprivileged(),
         "storm-cgroup" => helper_storm(pidreap::Containment::Cgroup),
         "storm-pidns" => helper_storm(pidreap::Containment::PidNamespace),
         _ => panic!("unknown role {role}"),
@@ -116,6 +117,27 @@ fn helper_pidns_tree() {
     let _ = reaper.wait_event(Some(Duration::from_secs(60)));
 }
 
+/// Run as an unprivileged user: checks that `Containment::check` accepts
+/// a PID namespace (through a user namespace), then spawns a child that
+/// prints its uid and pid as it sees them, then runs [`TREE`]. Prints the
+/// child's pid first, then waits (bounded) to be SIGKILLed.
+fn helper_pidns_tree_unprivileged() {
+    pidreap::Containment::PidNamespace
+        .check()
+        .expect("an unprivileged PID namespace is available");
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("echo $(id -u) $$; {TREE}")])
+        .containment(pidreap::Containment::PidNamespace)
+        .stdin(Stdio::null());
+    let mut out = std::io::stdout().lock();
+    let child = reaper.spawn(&cmd).unwrap();
+    writeln!(out, "{}", child.pid()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
+}
+
 /// Spawns [`TREE`] in a cgroup of its own, its stdout on ours; prints the
 /// child's pid first, then waits (bounded) to be SIGKILLed.
 fn helper_cgroup_tree() {
@@ -163,6 +185,22 @@ pub(crate) const DELAY: Duration = Duration::from_secs(2);
 /// Starts this binary as a helper with `role`, stdout piped.
 pub(crate) fn start_helper(role: &str, fallback: bool) -> std::process::Child {
     start_helper_with(role, fallback, None)
+}
+
+/// Starts this binary as a helper with `role` as user and group `nobody`
+/// (65534), stdout piped.
+pub(crate) fn start_helper_as_nobody(role: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.env(ROLE, role)
+        .env(PARENT, std::process::id().to_string())
+        .env_remove(DEATHSIG)
+        .env_remove(FALLBACK)
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    cmd.spawn().expect("starting a helper as nobody")
 }
 
 pub(crate) fn start_helper_with(

@@ -20,6 +20,10 @@ pub(crate) fn runner() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Like libtest's: print what passing tests wrote (their figures).
+    let show_output = args
+        .iter()
+        .any(|a| a == "--show-output" || a == "--nocapture");
     let selected: Vec<&Test> = TESTS
         .iter()
         .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
@@ -69,6 +73,9 @@ pub(crate) fn runner() -> ExitCode {
             Ok(()) => {
                 passed += 1;
                 println!("test {} ... ok ({:.1?})", t.name, started.elapsed());
+                if show_output {
+                    print!("{}", fs::read_to_string(&log_path).unwrap_or_default());
+                }
             }
             Err(why) => {
                 failed += 1;

@@ -10,6 +10,8 @@
 //!
 //! 0. [`join_cgroup`]: move into the child's cgroup, where the clone could
 //!    not place it there (`clone3` with `CLONE_INTO_CGROUP` refused);
+//!    Then [`map_user_namespace`]: in a new user namespace, map our own uid
+//!    and gid into it;
 //! 1. [`unshare_fd_table`]: with `CLONE_FILES`, take a private fd table
 //!    holding only the fds below [`Plan::keep_below`];
 //! 2. [`reset_signal_handlers`]: every caught signal back to `SIG_DFL` (and
@@ -46,6 +48,7 @@ pub(crate) enum Stage {
     Exec = 7,
     ParentDied = 8,
     Cgroup = 9,
+    UserNamespace = 10,
 }
 
 impl Stage {
@@ -60,6 +63,7 @@ impl Stage {
             7 => Stage::Exec,
             8 => Stage::ParentDied,
             9 => Stage::Cgroup,
+            10 => Stage::UserNamespace,
             _ => return None,
         })
     }
@@ -75,6 +79,9 @@ impl Stage {
             Stage::DeathSignal => "setting the parent-death signal (prctl)",
             Stage::Exec => "executing the program (execve)",
             Stage::Cgroup => "moving into its cgroup (writing 0 to cgroup.procs)",
+            Stage::UserNamespace => {
+                "mapping its uid and gid into the new user namespace (/proc/self/uid_map)"
+            }
             Stage::ParentDied => {
                 "checking that the parent is alive after PR_SET_PDEATHSIG (it had exited)"
             }
@@ -127,6 +134,10 @@ pub(crate) struct Plan {
     /// A cgroup v2 directory fd to move into before anything else, or -1
     /// (none, or the clone already placed the child there).
     pub(crate) cgroup_dir: c_int,
+    /// In a new user namespace: the lines to write to `/proc/self/uid_map`
+    /// and `/proc/self/gid_map` (NUL-terminated), or null.
+    pub(crate) uid_map: *const c_char,
+    pub(crate) gid_map: *const c_char,
     /// The signal mask to exec with.
     pub(crate) mask: KernelSigset,
     /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
@@ -194,6 +205,9 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     unsafe {
         if p.cgroup_dir >= 0 {
             join_cgroup(p);
+        }
+        if !p.uid_map.is_null() {
+            map_user_namespace(p);
         }
         if p.share_files {
             unshare_fd_table(p);
@@ -300,6 +314,66 @@ unsafe fn join_cgroup(p: &Plan) {
     if r < 0 {
         // SAFETY: forwarded from the caller.
         unsafe { fail(p, Stage::Cgroup, r.wrapping_neg()) }
+    }
+}
+
+/// Writes the NUL-terminated `text` to the file at the static `path`;
+/// the kernel's errno (negative) on failure.
+///
+/// # Safety
+///
+/// `text` must point to a NUL-terminated string.
+unsafe fn write_file(path: &core::ffi::CStr, text: *const c_char) -> isize {
+    let mut len = 0usize;
+    // SAFETY: the caller vouches for the NUL terminator.
+    while unsafe { *text.add(len) } != 0 {
+        len = len.wrapping_add(1);
+    }
+    // SAFETY: openat reads a static NUL-terminated path.
+    let fd = unsafe {
+        syscall4(
+            libc::SYS_openat,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    };
+    if fd < 0 {
+        return fd;
+    }
+    // SAFETY: write reads `len` bytes of `text`.
+    let r = unsafe { syscall4(libc::SYS_write, fd as usize, text as usize, len, 0) };
+    // SAFETY: close takes the fd opened above.
+    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    if r < 0 {
+        r
+    } else {
+        0
+    }
+}
+
+/// Step 0, in a new user namespace (an unprivileged PID namespace): write
+/// `deny` to `/proc/self/setgroups` (required before an unprivileged
+/// `gid_map`), then map our own gid and uid, each to itself, so the program
+/// runs as the user it would have run as, without privileges outside.
+/// [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)
+unsafe fn map_user_namespace(p: &Plan) {
+    // SAFETY: static NUL-terminated strings, and the plan's maps, which the
+    // parent made NUL-terminated.
+    let r = unsafe {
+        let mut r = write_file(c"/proc/self/setgroups", c"deny".as_ptr());
+        if r == 0 {
+            r = write_file(c"/proc/self/gid_map", p.gid_map);
+        }
+        if r == 0 {
+            r = write_file(c"/proc/self/uid_map", p.uid_map);
+        }
+        r
+    };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::UserNamespace, r.wrapping_neg()) }
     }
 }
 

@@ -60,7 +60,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub(crate) use child::Stage;
-pub(crate) use parent::Spawner;
+pub(crate) use parent::{probe_namespaces, Spawner};
 
 /// What to put on one of the child's fds 0, 1, 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,10 @@ pub(crate) struct SpawnRequest {
     pub(crate) nofile: Option<(u64, u64)>,
     /// Start the child as init of a new PID namespace (`CLONE_NEWPID`).
     pub(crate) new_pid_namespace: bool,
+    /// Also in a new user namespace (`CLONE_NEWUSER`), with these
+    /// `uid_map` and `gid_map` lines: a PID namespace without
+    /// `CAP_SYS_ADMIN`.
+    pub(crate) user_namespace: Option<IdMaps>,
     /// A cgroup v2 directory fd the child is born in (`clone3` with
     /// `CLONE_INTO_CGROUP`), or moves itself into before exec where the
     /// kernel refuses that.
@@ -94,6 +98,25 @@ pub(crate) struct SpawnRequest {
     /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
     #[cfg(feature = "testing")]
     pub(crate) setup_delay: Option<std::time::Duration>,
+}
+
+/// The one-line id maps of a new user namespace.
+#[derive(Debug)]
+pub(crate) struct IdMaps {
+    pub(crate) uid_map: CString,
+    pub(crate) gid_map: CString,
+}
+
+impl IdMaps {
+    /// Our effective uid and gid, each mapped to itself.
+    pub(crate) fn identity() -> IdMaps {
+        let uid = rustix::process::geteuid().as_raw();
+        let gid = rustix::process::getegid().as_raw();
+        IdMaps {
+            uid_map: CString::new(format!("{uid} {uid} 1")).expect("digits only"),
+            gid_map: CString::new(format!("{gid} {gid} 1")).expect("digits only"),
+        }
+    }
 }
 
 /// A child that exec'd.

@@ -147,6 +147,14 @@ impl Spawner {
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
             parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            uid_map: req
+                .user_namespace
+                .as_ref()
+                .map_or(std::ptr::null(), |m| m.uid_map.as_ptr()),
+            gid_map: req
+                .user_namespace
+                .as_ref()
+                .map_or(std::ptr::null(), |m| m.gid_map.as_ptr()),
             cgroup_dir: if into_cgroup.is_some() {
                 -1
             } else {
@@ -173,6 +181,9 @@ impl Spawner {
         }
         if req.new_pid_namespace {
             flags |= libc::CLONE_NEWPID;
+        }
+        if req.user_namespace.is_some() {
+            flags |= libc::CLONE_NEWUSER;
         }
         let mut pidfd: c_int = -1;
         // Block everything across the clone, so that no handler of ours runs
@@ -243,6 +254,15 @@ impl Spawner {
                 // No clone3, no CLONE_INTO_CGROUP, or a filter refusing
                 // clone3: the child joins by itself instead.
                 return Attempt::Degrade(NO_CLONE3, clone_err);
+            }
+            if req.user_namespace.is_some()
+                && matches!(clone_err.raw_os_error(), Some(libc::EPERM | libc::ENOSPC))
+            {
+                // Not a missing spawn feature: the namespaces are refused.
+                return Attempt::Done(Err(SpawnError::Unsupported {
+                    what: "a new PID namespace (no CAP_SYS_ADMIN, and the kernel refused an unprivileged user namespace)",
+                    source: clone_err,
+                }));
             }
             if req.new_pid_namespace && clone_err.raw_os_error() == Some(libc::EPERM) {
                 // Not a missing spawn feature: the namespace is refused.
@@ -332,6 +352,37 @@ impl Spawner {
             }
         }
     }
+}
+
+/// Whether the kernel lets this process create a child with the namespace
+/// `flags` (such as `CLONE_NEWUSER | CLONE_NEWPID`): a child that exits at
+/// once is cloned (vfork-class, on a stack of its own) and reaped.
+/// [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html)
+pub(crate) fn probe_namespaces(flags: c_int) -> io::Result<()> {
+    extern "C" fn exit_at_once(_: *mut c_void) -> c_int {
+        0
+    }
+    let stack = Stack::new(16 * 1024)?;
+    let mask = signals::block_all();
+    // SAFETY: the child runs `exit_at_once` on its own stack, touching
+    // nothing, and exits; with CLONE_VFORK this thread waits until it has.
+    // Every signal is blocked across the call, so no handler runs in it.
+    let pid = unsafe {
+        libc::clone(
+            exit_at_once,
+            stack.top(),
+            flags | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::null_mut(),
+        )
+    };
+    let err = io::Error::last_os_error();
+    signals::set_mask(mask);
+    if pid < 0 {
+        return Err(err);
+    }
+    // It has exited (vfork): the wait is immediate.
+    let _ = reap_pid_exiting(pid);
+    Ok(())
 }
 
 enum Attempt {
