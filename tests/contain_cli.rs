@@ -365,12 +365,16 @@ struct Pidreap {
 }
 
 impl Pidreap {
-    fn spawn(mut cmd: Command) -> Pidreap {
+    fn spawn(cmd: Command) -> Pidreap {
+        Pidreap::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Pidreap {
         let dir = TempDir::new("contain-cli");
         let stderr_path = dir.path().join("stderr");
         let stderr = File::create(&stderr_path).expect("creating the stderr file");
         let child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -827,35 +831,71 @@ fn pidns_sigkill_trials_leave_no_survivor() {
 
 // ------------------------------------------------------------ refusals
 
-/// `args` run as nobody with no capabilities, or `None` (printed) where
-/// setpriv(1) is missing.
-fn as_nobody(test: &str, cgroup: Option<&TestCgroup>, args: &[&str]) -> Option<Command> {
-    let found = Command::new("setpriv")
-        .arg("--version")
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if !found {
+        .is_ok_and(|s| s.success())
+}
+
+/// The setpriv(1) arguments that make nobody of the rest, without
+/// capabilities.
+const NOBODY: [&str; 4] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
+/// pidreap run with `args` as nobody, without capabilities, and where no
+/// user namespace can be made either (so that no PID namespace can be had
+/// without privileges): in a user namespace of its own that maps uids and
+/// gids 0..65535 to themselves, whose `user.max_user_namespaces` is 0
+/// ([user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)).
+/// Where `unshare --user` does not work, user namespaces are not available
+/// anyway and setpriv alone does. `None` (printed) without setpriv(1).
+fn as_nobody(test: &str, cgroup: Option<&TestCgroup>, args: &[&str]) -> Option<Pidreap> {
+    if !succeeds("setpriv", &["--version"]) {
         eprintln!("SKIPPED {test}: setpriv(1) (util-linux) is not installed");
         return None;
     }
-    let mut full = vec![
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        BIN,
-    ];
-    full.extend_from_slice(args);
-    Some(match cgroup {
-        Some(cg) => cg.command("setpriv", &full),
+    let wrap = |program: &str, args: &[&str]| match cgroup {
+        Some(cg) => cg.command(program, args),
         None => {
-            let mut cmd = Command::new("setpriv");
-            cmd.args(full);
+            let mut cmd = Command::new(program);
+            cmd.args(args);
             cmd
         }
-    })
+    };
+    let mut full: Vec<&str> = NOBODY.to_vec();
+    full.push(BIN);
+    full.extend_from_slice(args);
+    if !succeeds("unshare", &["--user", "true"]) {
+        return Some(Pidreap::spawn(wrap("setpriv", &full)));
+    }
+    // The shell waits for its maps (written from here, by root in the
+    // parent namespace), execs a shell that is root there (it lost its
+    // capabilities at its own exec, made while unmapped: capabilities(7)),
+    // which closes the namespace to new user namespaces and becomes nobody.
+    let script = "read go && exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv \"$@\"' sh \"$@\"";
+    let mut inner = vec!["--user", "sh", "-c", script, "sh"];
+    inner.extend_from_slice(&full);
+    let mut p = Pidreap::spawn_with_stdin(wrap("unshare", &inner), Stdio::piped());
+    let pid = p.pid();
+    let ours = fs::read_link("/proc/self/ns/user").expect("reading /proc/self/ns/user");
+    support::wait_until(LONG, "unshare --user made its user namespace", || {
+        fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != ours)
+    });
+    for map in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n")
+            .unwrap_or_else(|e| panic!("writing /proc/{pid}/{map}: {e}"));
+    }
+    let mut stdin = p.child.stdin.take().expect("piped stdin");
+    std::io::Write::write_all(&mut stdin, b"go\n").expect("telling the shell to go on");
+    Some(p)
 }
 
 /// Runs pidreap as nobody with `--contain <mechanism>` and a program that
@@ -874,7 +914,7 @@ fn refused(
         "-c",
         "echo the program started >&2",
     ];
-    let mut p = Pidreap::spawn(as_nobody(test, cgroup, &args)?);
+    let mut p = as_nobody(test, cgroup, &args)?;
     let code = p.code(LONG);
     let stderr = p.stderr();
     let started = stderr.contains("the program started");
@@ -935,14 +975,13 @@ fn auto_without_privileges_falls_back_to_group_and_says_why() {
     start_watchdog();
     let test = "auto_without_privileges_falls_back_to_group_and_says_why";
     let cg = TestCgroup::create().ok();
-    let Some(cmd) = as_nobody(
+    let Some(mut p) = as_nobody(
         test,
         cg.as_ref(),
         &["run", "-v", "--", "sh", "-c", "exit 3"],
     ) else {
         return;
     };
-    let mut p = Pidreap::spawn(cmd);
     let code = p.code(LONG);
     let stderr = p.stderr();
     assert_eq!(code, 3, "{stderr}");
