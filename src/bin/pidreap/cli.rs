@@ -122,9 +122,10 @@ Options for run (the first argument that is not an option is PROGRAM):
                                    own (needs Linux 5.14 and write access to
                                    pidreap's cgroup: root, or delegation)
                            pidns   its whole tree, in a new PID namespace
-                                   (needs CAP_SYS_ADMIN); the child is its
-                                   PID 1 and ignores the signals it has no
-                                   handler for, SIGTERM included
+                                   (needs CAP_SYS_ADMIN or unprivileged user
+                                   namespaces); the child is its PID 1 and
+                                   ignores the signals it has no handler
+                                   for, SIGTERM included
                            auto    the strongest that needs no configuration:
                                    cgroup, else pidns, else group (cgroup
                                    first: it leaves signal semantics alone)
