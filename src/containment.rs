@@ -88,20 +88,82 @@ fn check_pid_namespace() -> Result<()> {
     })
 }
 
-/// cgroup v2 mounted, our cgroup visible, a child cgroup can be made
-/// (delegation), and it has `cgroup.kill` (the sentinel needs it): a probe
-/// cgroup is created and removed.
+/// cgroup v2 mounted, our cgroup visible and ours to manage (write access
+/// to it and its `cgroup.procs`, not a read-only mount), and `cgroup.kill`
+/// there (the sentinel needs it; the root cgroup has none of its own, so
+/// there the kernel's version says whether its children have one). Nothing
+/// is created: a supervisor killed during the check leaves nothing behind.
 fn check_cgroup() -> Result<()> {
-    let own = open_own_cgroup()?;
-    let probe = own
-        .create_child(&unique_name("pidreap-probe"))
+    let located = cgroup::locate().map_err(|e| unavailable(Containment::Cgroup, e))?;
+    let own = located
+        .open()
+        .map_err(|e| unavailable(Containment::Cgroup, Unavailable::from(e)))?;
+    own.check_writable()
         .map_err(|e| unavailable(Containment::Cgroup, e))?;
-    // Checked on the new cgroup: the root cgroup has no cgroup.kill.
-    let killable = require_cgroup_kill(&probe);
-    probe
-        .remove()
-        .map_err(|e| unavailable(Containment::Cgroup, e))?;
-    killable
+    if located.is_mount_root() {
+        if kernel_at_least(5, 14) {
+            return Ok(());
+        }
+        return Err(unavailable(
+            Containment::Cgroup,
+            "cgroup.kill needs Linux 5.14, which kills the tree after the supervisor's death",
+        ));
+    }
+    require_cgroup_kill(&own)
+}
+
+/// Whether the running kernel is at least `major.minor`, from
+/// `/proc/sys/kernel/osrelease`
+/// ([proc_sys_kernel(5)](https://man7.org/linux/man-pages/man5/proc_sys_kernel.5.html)).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found >= (major, minor)
+}
+
+/// Removes what supervisors that died before their sentinel ran left in
+/// `own`: empty `pidreap-<pid>-<n>` and `pidreap-probe-<pid>-<n>` cgroups
+/// whose `<pid>` is no longer alive. A populated one is left alone (a
+/// sentinel is still at work, or someone else's tree is in it), and so is
+/// one whose pid is alive, whoever has that pid now.
+fn remove_stale(own: &CgroupDir) {
+    let Ok(children) = own.children() else {
+        return;
+    };
+    let me = std::process::id();
+    for dir in children {
+        let Some(name) = dir.path().file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(rest) = name
+            .strip_prefix("pidreap-probe-")
+            .or_else(|| name.strip_prefix("pidreap-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if dir.populated().unwrap_or(true) {
+            continue;
+        }
+        match dir.remove_tree() {
+            Ok(()) => log::debug!(
+                "removed {}, left by a supervisor that died",
+                dir.path().display()
+            ),
+            Err(e) => log::debug!("leaving {}: {e}", dir.path().display()),
+        }
+    }
 }
 
 fn open_own_cgroup() -> Result<CgroupDir> {
@@ -137,6 +199,10 @@ fn unique_name(prefix: &str) -> String {
 
 /// A reaper's cgroup for its contained children, with the sentinel that
 /// kills it all if the reaper's process dies.
+///
+/// A supervisor killed between making its home and starting the sentinel
+/// leaves an empty home behind (nothing was spawned into it yet); the next
+/// home made in the same cgroup removes it.
 #[derive(Debug)]
 pub(crate) struct CgroupHome {
     // Dropped first: the sentinel kills what is left and removes the home.
@@ -149,6 +215,7 @@ impl CgroupHome {
     /// Creates the home below our own cgroup and starts its sentinel.
     pub(crate) fn create() -> Result<CgroupHome> {
         let own = open_own_cgroup()?;
+        remove_stale(&own);
         let dir = own
             .create_child(&unique_name("pidreap"))
             .map_err(|e| unavailable(Containment::Cgroup, e))?;

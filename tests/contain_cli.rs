@@ -234,6 +234,9 @@ fn own_cgroup_dir() -> Result<PathBuf, String> {
 
 /// A cgroup of the test's own below ours, for pidreap to run in (and make
 /// its cgroups below). `Drop` kills what is left in it and removes it.
+/// How many SIGKILL trials left an empty cgroup behind.
+static EMPTY_LEFT: AtomicU32 = AtomicU32::new(0);
+
 struct TestCgroup {
     path: PathBuf,
 }
@@ -310,6 +313,32 @@ impl TestCgroup {
         if procs.is_empty() && children.is_empty() {
             return None;
         }
+        self.describe(procs, children)
+    }
+
+    /// No process here or below; else what is left. Empty cgroups are
+    /// allowed: a pidreap SIGKILLed between creating its cgroup and
+    /// starting its sentinel leaves one, which the next one removes.
+    fn live_leftovers(&self) -> Option<String> {
+        let procs = self.procs();
+        let children = self.children();
+        let populated = children.iter().any(|c| {
+            fs::read_to_string(self.path.join(c).join("cgroup.events"))
+                .map_or(true, |e| !e.contains("populated 0"))
+        });
+        if procs.is_empty() && !populated {
+            if !children.is_empty() {
+                EMPTY_LEFT.fetch_add(1, Ordering::Relaxed);
+                for c in &children {
+                    let _ = fs::remove_dir(self.path.join(c));
+                }
+            }
+            return None;
+        }
+        self.describe(procs, children)
+    }
+
+    fn describe(&self, procs: Vec<u32>, children: Vec<String>) -> Option<String> {
         let procs: Vec<_> = procs.iter().map(|&p| (p, argv(p))).collect();
         Some(format!(
             "{} still holds processes {procs:?} and cgroups {children:?}",
@@ -540,7 +569,6 @@ fn pidns_graceful_stop_leaves_nothing() {
     let _sweep = Sweep(m.clone());
     let Stopped {
         code,
-        took,
         stderr,
         alive,
         ..
@@ -550,12 +578,13 @@ fn pidns_graceful_stop_leaves_nothing() {
         Vec::<u32>::new(),
         "alive after grace + 1 s; stderr:\n{stderr}"
     );
-    // The shell is PID 1 of the namespace: it ignores SIGTERM (no handler),
-    // so it is SIGKILLed at the end of the grace.
-    assert_eq!(code, 128 + 9, "stderr:\n{stderr}");
+    // The namespace's init is a second pidreap, so the shell is not PID 1:
+    // SIGTERM's default action ends it (143), and the namespace, TERM-
+    // ignoring members included, dies with the inner pidreap.
+    assert_eq!(code, 128 + 15, "stderr:\n{stderr}");
     assert!(
-        took >= GRACE - Duration::from_millis(50),
-        "exited after {took:?}"
+        stderr.contains("containment: none"),
+        "the inner pidreap runs the program: {stderr}"
     );
     assert!(stderr.contains("containment: pidns"), "{stderr}");
 }
@@ -741,7 +770,7 @@ fn sigkill_trial(
     let _ = pidreap.wait();
     std::thread::sleep(Duration::from_secs(1));
     let alive = marked(&m);
-    let left = cg.and_then(TestCgroup::leftovers);
+    let left = cg.and_then(TestCgroup::live_leftovers);
     if alive.is_empty() && left.is_none() {
         return Ok(());
     }
@@ -786,11 +815,7 @@ fn sigkill_trials(contain: &str, cgroups: bool) -> (usize, Vec<String>) {
                             abort.store(true, Ordering::Relaxed);
                         }
                         failures.lock().unwrap().push(format!("trial {trial}: {e}"));
-                        // A fresh cgroup for the next trial: this one's
-                        // leftovers are killed with cgroup.kill, after which
-                        // Linux 6.18 kills at birth every child cloned into
-                        // a new cgroup below it by a process in it (the
-                        // kill_seq fork check compares the two cgroups').
+                        // A fresh cgroup for the next trial.
                         cg = fresh();
                     }
                 }
@@ -809,8 +834,9 @@ fn cgroup_sigkill_trials_leave_no_survivor() {
     let t0 = Instant::now();
     let (survivors, failures) = sigkill_trials("cgroup", true);
     eprintln!(
-        "cgroup: {survivors} survivors in {TRIALS} trials, {} failed (survivors or cgroups left), {:?}",
+        "cgroup: {survivors} survivors in {TRIALS} trials, {} failed (survivors or populated cgroups left), {} left an empty cgroup, {:?}",
         failures.len(),
+        EMPTY_LEFT.load(Ordering::Relaxed),
         t0.elapsed()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -962,7 +988,7 @@ fn an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning() {
     if let Some(cg) = &cg {
         let path = cg.path.display().to_string();
         assert!(
-            lines[0].contains(&format!("cgroup {path}/")) && lines[0].contains("is not delegated"),
+            lines[0].contains(&format!("cgroup {path}")) && lines[0].contains("is not delegated"),
             "the error should say {path} is not delegated: {stderr}"
         );
     }
@@ -1084,5 +1110,114 @@ fn forward_to_group_kills_the_group_after_its_leader_died() {
         code,
         128 + 15,
         "the shell died of SIGTERM; stderr:\n{stderr}"
+    );
+}
+
+// ------------------------------------------------------------ the tree's signals
+
+/// Under cgroup containment the stop signal goes to the whole tree at
+/// once: a tree whose members all honour SIGTERM, the `setsid` and
+/// double-forked ones included, is gone long before a long grace ends.
+#[test]
+fn cgroup_stop_signal_reaches_every_member_at_once() {
+    start_watchdog();
+    let Some(cg) = TestCgroup::or_skip("cgroup_stop_signal_reaches_every_member_at_once") else {
+        return;
+    };
+    let m = marker();
+    let _sweep = Sweep(m.clone());
+    let script = format!("sleep {m} & setsid sleep {m} & (sleep {m} &); wait");
+    let args = [
+        "run",
+        "-v",
+        "--grace",
+        "20s",
+        "--contain",
+        "cgroup",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let mut p = Pidreap::spawn(cg.command(BIN, &args));
+    wait_marked(&m, 3);
+    let t0 = Instant::now();
+    p.signal(Signal::TERM);
+    let code = p.code(LONG);
+    let took = t0.elapsed();
+    let stderr = p.stderr();
+    assert_eq!(code, 128 + 15, "{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}: the members did not get SIGTERM; {stderr}"
+    );
+    assert_eq!(marked(&m), Vec::<u32>::new(), "{stderr}");
+}
+
+/// A child that exits and leaves processes behind in its cgroup: they are
+/// sent the stop signal at once (and SIGKILL after the grace), and pidreap
+/// exits with the child's own status once they are gone.
+#[test]
+fn cgroup_leftovers_of_an_exited_child_are_stopped_at_once() {
+    start_watchdog();
+    let Some(cg) = TestCgroup::or_skip("cgroup_leftovers_of_an_exited_child_are_stopped_at_once")
+    else {
+        return;
+    };
+    let m = marker();
+    let _sweep = Sweep(m.clone());
+    let script = format!("sleep {m} & setsid sleep {m} & sleep 0.2; exit 3");
+    let args = [
+        "run",
+        "-v",
+        "--grace",
+        "20s",
+        "--contain",
+        "cgroup",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let t0 = Instant::now();
+    let mut p = Pidreap::spawn(cg.command(BIN, &args));
+    let code = p.code(LONG);
+    let took = t0.elapsed();
+    let stderr = p.stderr();
+    assert_eq!(code, 3, "the child's own status: {stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}: the leftovers waited for the grace; {stderr}"
+    );
+    assert!(
+        stderr.contains("left processes behind: sent them SIGTERM"),
+        "{stderr}"
+    );
+    assert_eq!(marked(&m), Vec::<u32>::new(), "{stderr}");
+}
+
+/// Under `--contain pidns` the namespace's init is a second pidreap, so
+/// the program is not PID 1 and keeps the usual signal semantics.
+#[test]
+fn pidns_program_is_not_pid_1() {
+    start_watchdog();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--contain",
+            "pidns",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ $PPID",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running pidreap");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 1",
+        "the program is PID 2, the inner pidreap PID 1"
     );
 }

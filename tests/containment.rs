@@ -375,3 +375,43 @@ fn a_group_ladder_runs_to_the_end_when_the_leader_dies_first() {
         support::wait_until(LONG, "a TERM-ignoring member is dead", || m.is_dead());
     }
 }
+
+/// A supervisor SIGKILLed between making its cgroups and starting its
+/// sentinel leaves empty cgroups named after its pid; the next reaper that
+/// makes its own removes them (and leaves a live process's alone).
+#[test]
+fn cgroups_left_by_a_dead_supervisor_are_removed() {
+    support::watchdog(WATCHDOG);
+    let own = support::cgroup_of(std::process::id()).expect("our cgroup");
+    let base = format!(
+        "{}{}",
+        support::cgroup2_mount().expect("a cgroup2 mount"),
+        if own == "/" { "" } else { own.as_str() }
+    );
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = [
+        format!("{base}/pidreap-{dead_pid}-7"),
+        format!("{base}/pidreap-probe-{dead_pid}-3"),
+    ];
+    let live = format!("{base}/pidreap-1-77");
+    for dir in stale.iter().chain([&live]) {
+        std::fs::create_dir(dir).unwrap();
+    }
+    std::fs::create_dir(format!("{}/c0", stale[0])).unwrap();
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("true");
+    cmd.containment(Containment::Cgroup);
+    let child = reaper.spawn(&cmd).unwrap();
+    reaper
+        .wait(child.id(), Some(LONG))
+        .unwrap()
+        .expect("reaped");
+    let kept = Path::new(&live).exists();
+    let _ = std::fs::remove_dir(&live);
+    assert!(kept, "{live} (pid 1 is alive) was removed");
+    for dir in &stale {
+        assert!(!Path::new(dir).exists(), "{dir} was left behind");
+    }
+}

@@ -30,6 +30,21 @@ pub enum Event {
         /// The sender's pid (0 for the kernel).
         sender_pid: i32,
     },
+    /// The child itself exited, while other processes of its cgroup
+    /// ([`Containment::Cgroup`](crate::Containment::Cgroup)) or of the
+    /// process group it led live on. They get the child's stop ladder now
+    /// (unless a stop was already under way), and an [`Event::Exited`] with
+    /// this status follows once they are all gone. Someone who wants them
+    /// to hear the stop signal sooner sends it with
+    /// [`Reaper::signal_tree`](crate::Reaper::signal_tree).
+    LeaderExited {
+        /// Which child.
+        id: ChildId,
+        /// Its pid (no longer valid).
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
     /// The cgroup sentinel, the process that kills every
     /// [`Containment::Cgroup`](crate::Containment::Cgroup) tree of this
     /// reaper if the reaper's process dies, has itself ended (someone

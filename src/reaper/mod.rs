@@ -409,6 +409,20 @@ impl Reaper {
         })
     }
 
+    /// Sends `signal` to the child's whole contained tree, as its stop
+    /// ladder does: every process of its cgroup under
+    /// [`Containment::Cgroup`] (SIGKILL through `cgroup.kill`), its process
+    /// group if it leads one, else the child alone (under
+    /// [`Containment::PidNamespace`], the namespace's init, which decides
+    /// for its namespace). Returns false if nothing was left to signal.
+    pub fn signal_tree(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
+        let child = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
+        child.send_ladder(signal).map_err(|source| Error::Os {
+            op: "signalling the contained tree",
+            source,
+        })
+    }
+
     /// A token that starts this child's ladder from any thread. The same
     /// token (one eventfd) is returned for repeated calls.
     pub fn cancel_token(&mut self, id: ChildId) -> Result<CancelToken> {
@@ -669,9 +683,12 @@ impl Reaper {
             "child {id} (pid {}) exited ({status}); the rest of its {what} gets the stop ladder",
             child.pid
         );
+        let pid = child.pid as u32;
         if child.tree.is_none() {
             self.group_watch.push(id);
         }
+        self.queue
+            .push_back(Event::LeaderExited { id, pid, status });
         if self.engine.phase(id) == Some(Phase::Running) {
             self.engine.stop(id, now);
         }

@@ -40,11 +40,12 @@ pub(crate) enum Unavailable {
         /// Our cgroup, as `/proc/self/cgroup` names it.
         cgroup: PathBuf,
     },
-    /// Creating a cgroup was refused (`EACCES`, `EPERM`, `EROFS`): the
-    /// cgroup is not delegated to this user, or the mount is read-only.
-    #[error("cgroup {} is not delegated to this process: creating it failed: {source}", path.display())]
+    /// Creating a cgroup, or writing where that needs, was refused
+    /// (`EACCES`, `EPERM`, `EROFS`): the cgroup is not delegated to this
+    /// user, or the mount is read-only.
+    #[error("cgroup {} is not delegated to this process (no write access): {source}", path.display())]
     NotDelegated {
-        /// The directory that could not be created.
+        /// The directory (or file) that could not be created or written.
         path: PathBuf,
         /// What `mkdir` said.
         #[source]
@@ -114,6 +115,12 @@ impl Cgroup2 {
     #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether our cgroup is the root of the mounted hierarchy (the root
+    /// cgroup has no `cgroup.kill` or `cgroup.freeze` of its own).
+    pub(crate) fn is_mount_root(&self) -> bool {
+        self.dir == self.mount
     }
 
     /// Opens this process's own cgroup.
@@ -331,9 +338,37 @@ impl CgroupDir {
             &self.fd,
             name,
             rustix::fs::Access::WRITE_OK,
-            AtFlags::empty(),
+            AtFlags::EACCESS,
         )
         .is_ok()
+    }
+
+    /// Whether this process may create child cgroups here and move
+    /// processes out of this cgroup: write (and search) access to the
+    /// directory and write access to its `cgroup.procs`, by our effective
+    /// ids (`faccessat(2)` with `AT_EACCESS`), without changing anything.
+    /// `EROFS` for a read-only mount.
+    ///
+    /// See [Delegation Containment](https://docs.kernel.org/admin-guide/cgroup-v2.html#delegation-containment).
+    pub(crate) fn check_writable(&self) -> Result<(), Unavailable> {
+        let check = |name: &CStr, access| {
+            rustix::fs::accessat(&self.fd, name, access, AtFlags::EACCESS).map_err(|e| {
+                let path = if name == c"." {
+                    self.path.clone()
+                } else {
+                    self.path.join(OsStr::from_bytes(name.to_bytes()))
+                };
+                Unavailable::NotDelegated {
+                    path,
+                    source: e.into(),
+                }
+            })
+        };
+        check(
+            c".",
+            rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        )?;
+        check(c"cgroup.procs", rustix::fs::Access::WRITE_OK)
     }
 
     /// The directory's path.
@@ -494,7 +529,6 @@ impl CgroupDir {
     /// `populated` field of `cgroup.events`.
     ///
     /// See [\[Un\]populated Notification](https://docs.kernel.org/admin-guide/cgroup-v2.html#un-populated-notification).
-    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn populated(&self) -> Result<bool, CgroupError> {
         self.events()?.populated()
     }
@@ -607,7 +641,6 @@ impl CgroupDir {
 
     /// Removes every descendant cgroup, deepest first, then this one. Every
     /// one must be empty of processes.
-    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn remove_tree(&self) -> Result<(), CgroupError> {
         for child in self.children()? {
             child.remove_tree()?;

@@ -191,3 +191,46 @@ pub(crate) fn cgroup_without_clone3(errno: i32) {
     drop(reaper);
     crate::helpers::reap_all_children("after the stop");
 }
+
+/// Linux compares the kill counter of the cgroup a child is born into with
+/// that of its parent's cgroup, and kills the child at birth when they
+/// differ: after any `cgroup.kill` of the supervisor's own cgroup, every
+/// `clone3(CLONE_INTO_CGROUP)` child would die before its first
+/// instruction. The spawner sees a child that never ran and falls back to
+/// moving children in before exec, for good: every spawn works.
+pub(crate) fn cgroup_spawn_from_a_killed_cgroup() {
+    let mount = support::cgroup2_mount().expect("a cgroup2 mount");
+    let own = support::cgroup_of(std::process::id()).expect("our cgroup");
+    let base = if own == "/" {
+        String::new()
+    } else {
+        own.clone()
+    };
+    let killed = format!("{mount}{base}/pidreap-test-killed-{}", std::process::id());
+    std::fs::create_dir(&killed).expect("creating a test cgroup");
+    // Killed while empty: only its counter changes.
+    std::fs::write(format!("{killed}/cgroup.kill"), "1").expect("cgroup.kill");
+    std::fs::write(format!("{killed}/cgroup.procs"), "0").expect("moving in");
+    let outcome = std::panic::catch_unwind(|| {
+        let mut reaper = Reaper::new().unwrap();
+        for round in 0..3 {
+            let mut cmd = sh("echo hello");
+            cmd.containment(pidreap::Containment::Cgroup)
+                .stdout(Stdio::piped());
+            let mut child = reaper.spawn(&cmd).expect("a spawn from a killed cgroup");
+            let line = support::Lines::new(child.stdout.take().unwrap())
+                .line(support::LONG, "the child's greeting");
+            assert_eq!(line, "hello", "round {round}");
+            assert_eq!(
+                exit_of(&mut reaper, child.id()).status,
+                ExitStatus::Exited(0),
+                "round {round}: the child was killed at birth"
+            );
+        }
+    });
+    std::fs::write(format!("{mount}{base}/cgroup.procs"), "0").expect("moving back");
+    std::fs::remove_dir(&killed).expect("removing the test cgroup");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -201,6 +201,11 @@ pub(crate) const TESTS: &[Test] = &[
         parent_death::killed_sentinel_is_reported,
     ),
     t(
+        "cgroup_spawns_work_from_a_cgroup_that_was_killed_before",
+        60,
+        fallback::cgroup_spawn_from_a_killed_cgroup,
+    ),
+    t(
         "sigkilled_supervisor_takes_its_whole_cgroup_tree",
         120,
         || parent_death::sigkilled_supervisor_takes_its_cgroup_tree(20),

@@ -134,6 +134,9 @@ pub(crate) fn orphans_in_a_cgroup_tree_get_the_ladder() {
                 assert_eq!(pid, orphan, "an unexpected orphan");
                 orphan_status = Some(status);
             }
+            // The child itself (its `sleep`) dies of SIGTERM first; the
+            // orphan keeps the tree alive until the ladder's SIGKILL.
+            Some(Event::LeaderExited { id, .. }) => assert_eq!(id, child.id()),
             other => panic!("unexpected {other:?}"),
         }
     }

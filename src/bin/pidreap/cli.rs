@@ -123,12 +123,12 @@ Options for run (the first argument that is not an option is PROGRAM):
                                    pidreap's cgroup: root, or delegation)
                            pidns   its whole tree, in a new PID namespace
                                    (needs CAP_SYS_ADMIN or unprivileged user
-                                   namespaces); the child is its PID 1 and
-                                   ignores the signals it has no handler
-                                   for, SIGTERM included
+                                   namespaces) whose init is a second
+                                   pidreap, so PROGRAM is not PID 1
                            auto    the strongest that needs no configuration:
-                                   cgroup, else pidns, else group (cgroup
-                                   first: it leaves signal semantics alone)
+                                   cgroup, else pidns, else group (none
+                                   when stdin is a terminal, whose
+                                   foreground group the child must stay in)
                            [default: auto]
   --restart never|on-failure|always
                            restart the child when it exits: never, when it

@@ -19,9 +19,16 @@
 //! followed by SIGTERM kills, for example, a Python program in the middle
 //! of handling its KeyboardInterrupt). Later SIGTERMs are forwarded as
 //! `--stop-signal` again; a second SIGINT sends SIGKILL at once.
+//!
+//! Under cgroup containment the stop signal (and SIGINT) goes to every
+//! process of the child's cgroup, the ladder's SIGCONT and SIGKILL too. When
+//! the child exits and leaves processes behind in its cgroup or process
+//! group, they are sent `--stop-signal` at once and SIGKILL after the grace,
+//! and pidreap exits (or restarts the child) once they are gone.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime};
 
 use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
@@ -98,6 +105,11 @@ struct Supervisor<'a> {
     last: Option<ExitStatus>,
     /// A stop was requested (SIGTERM or SIGINT).
     stopping: bool,
+    /// How the child's tree is contained.
+    containment: Containment,
+    /// The child is a second pidreap, init of the child's PID namespace,
+    /// which runs PROGRAM: signals go to it unchanged.
+    nested: bool,
 }
 
 /// What the error says is missing, without the "not available" preamble
@@ -112,7 +124,8 @@ fn reason(e: &pidreap::Error) -> String {
 /// The containment `--contain` asks for, checked before anything starts.
 /// `auto` tries cgroup, then pidns (the order of
 /// [`Containment::strongest_available`], done here step by step to log why
-/// each stronger one was passed over) and falls back to group. An explicit
+/// each stronger one was passed over) and falls back to group (to none
+/// when stdin is a terminal). An explicit
 /// mechanism that does not work here is an error, never a silent downgrade.
 fn choose(contain: Contain) -> Result<Containment, i32> {
     match contain {
@@ -137,6 +150,13 @@ fn choose(contain: Contain) -> Result<Containment, i32> {
                     Err(e) => passed_over.push(format!("{}: {}", c.name(), reason(&e))),
                 }
             }
+            // A new process group is not the terminal's foreground group:
+            // an interactive program would stop on its first read.
+            if std::io::stdin().is_terminal() {
+                passed_over.push("group: stdin is a terminal".into());
+                log_auto(Containment::None, &passed_over);
+                return Ok(Containment::None);
+            }
             log_auto(Containment::ProcessGroup, &passed_over);
             Ok(Containment::ProcessGroup)
         }
@@ -153,6 +173,41 @@ fn log_auto(chosen: Containment, passed_over: &[String]) {
             passed_over.join("; ")
         );
     }
+}
+
+/// The command that runs PROGRAM under a PID namespace: this pidreap
+/// again, as the namespace's init (`pidreap run --contain none`, with the
+/// same grace, signals and verbosity), so that PROGRAM itself is not PID 1:
+/// it keeps the usual signal semantics (a SIGTERM without a handler ends
+/// it) while its whole tree still dies with the namespace. Restarts stay
+/// with the outer pidreap.
+fn init_command(opts: &RunOptions) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut cmd = Command::new(exe);
+    cmd.arg0("pidreap")
+        .args(["run", "--contain", "none", "--grace"])
+        .arg(show(opts.grace))
+        .arg("--stop-signal")
+        .arg(opts.stop_signal.as_raw().to_string())
+        .arg("--pdeathsig")
+        .arg(opts.pdeathsig.as_raw().to_string())
+        .arg("--forward-to")
+        .arg(match opts.forward_to {
+            ForwardTo::Child => "child",
+            ForwardTo::Group => "group",
+        });
+    match opts.verbosity {
+        v if v < 0 => {
+            cmd.arg("-q");
+        }
+        v => {
+            for _ in 0..v {
+                cmd.arg("-v");
+            }
+        }
+    }
+    cmd.arg("--").arg(&opts.program).args(&opts.args);
+    cmd
 }
 
 /// Runs `pidreap run` and returns the exit code.
@@ -181,19 +236,26 @@ pub fn run(opts: &RunOptions) -> i32 {
         log::debug!("running as PID 1: reaping orphans");
     }
 
-    let mut cmd = Command::new(&opts.program);
-    cmd.args(&opts.args)
-        .death_signal(Some(opts.pdeathsig))
+    let nested = containment == Containment::PidNamespace;
+    let mut cmd = if nested {
+        init_command(opts)
+    } else {
+        let mut cmd = Command::new(&opts.program);
+        cmd.args(&opts.args);
+        cmd
+    };
+    cmd.death_signal(Some(opts.pdeathsig))
         // See the module docs: the stop signal itself is forwarded by us.
         .stop_ladder(StopLadder::new(Signal::CONT, opts.grace))
         .containment(containment);
-    if opts.forward_to == ForwardTo::Group {
+    if opts.forward_to == ForwardTo::Group && !nested {
         // Composes with every mechanism: with group it is the same thing;
         // with pidns the child leads its group as PID 1 of its namespace.
         cmd.process_group(0);
     }
 
     let mut sup = Supervisor {
+        nested,
         opts,
         reaper,
         cmd,
@@ -201,6 +263,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         child: None,
         last: None,
         stopping: false,
+        containment,
     };
     let code = sup.main_loop();
     // Reap the orphans that already exited before leaving (as PID 1 our
@@ -268,6 +331,21 @@ impl Supervisor<'_> {
                 log::debug!("received {signal} from pid {sender_pid}");
                 self.signalled(signal)
             }
+            Event::LeaderExited { id, pid, status } if Some(id) == self.child => {
+                // The library started the ladder (SIGCONT, SIGKILL after
+                // the grace) for what is left; the stop signal tells it to
+                // finish now.
+                let sent = self.reaper.signal_tree(id, self.opts.stop_signal);
+                log::info!(
+                    "the child (pid {pid}) exited ({status}) and left processes behind: sent them {}, SIGKILL in {} if they are still running",
+                    self.opts.stop_signal,
+                    show(self.opts.grace)
+                );
+                if let Err(e) = sent {
+                    log::error!("{e}");
+                }
+                None
+            }
             Event::Stuck { pid, .. } => {
                 log::error!(
                     "the child (pid {pid}) is still there after SIGKILL (uninterruptible sleep?): giving up on it"
@@ -332,7 +410,8 @@ impl Supervisor<'_> {
             log::debug!("{signal} dropped: no child is running");
             return None;
         };
-        let forward = if signal == Signal::TERM {
+        // A nested pidreap turns SIGTERM into --stop-signal itself.
+        let forward = if signal == Signal::TERM && !self.nested {
             self.opts.stop_signal
         } else {
             signal
@@ -344,8 +423,20 @@ impl Supervisor<'_> {
             }
             return None;
         }
-        log::debug!("forwarding {signal} as {forward}");
-        if let Err(e) = self.reaper.signal(id, forward) {
+        // Under cgroup containment a stop signal goes to the whole tree, as
+        // the ladder's would (and as systemd's KillMode=control-group
+        // does); other signals go where --forward-to says.
+        let to_tree = stop && self.containment == Containment::Cgroup;
+        log::debug!(
+            "forwarding {signal} as {forward}{}",
+            if to_tree { " to the whole tree" } else { "" }
+        );
+        let sent = if to_tree {
+            self.reaper.signal_tree(id, forward)
+        } else {
+            self.reaper.signal(id, forward)
+        };
+        if let Err(e) = sent {
             log::error!("forwarding {forward} failed: {e}");
         }
         if stop && !self.stopping {

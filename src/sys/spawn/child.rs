@@ -151,7 +151,14 @@ pub(crate) struct Plan {
     pub(crate) err_pipe: c_int,
     /// Where to write the failure (vfork path).
     pub(crate) result: *mut ChildResult,
+    /// Set to 1 by the child's first instruction (vfork path; null on the
+    /// fork path, where the child writes [`RAN_MARK`] to the exec-status
+    /// pipe instead): a child that never ran was killed at birth.
+    pub(crate) ran: *mut u32,
 }
+
+/// The byte a fork-path child writes to the exec-status pipe first.
+pub(crate) const RAN_MARK: u8 = b'r';
 
 /// The kernel's `struct sigaction` for `rt_sigaction(2)` on x86_64 and
 /// aarch64 (both define `SA_RESTORER`): handler, flags, restorer, mask.
@@ -200,6 +207,21 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: the parent passes a pointer to its Plan, valid for this whole
     // function (see Plan), and never writes to it while the child runs.
     let p = unsafe { &*(arg as *const Plan) };
+    // SAFETY: `ran` points to the parent's u32, alive until the clone
+    // returns in the parent; the pipe write reads one static byte.
+    unsafe {
+        if !p.ran.is_null() {
+            core::ptr::write_volatile(p.ran, 1);
+        } else if p.err_pipe >= 0 {
+            syscall4(
+                libc::SYS_write,
+                p.err_pipe as usize,
+                &RAN_MARK as *const u8 as usize,
+                1,
+                0,
+            );
+        }
+    }
     // SAFETY: each step makes raw system calls whose pointer arguments point
     // into the plan or to locals of the step, on the child's own stack.
     unsafe {

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::child::{child_main, ChildResult, Plan, Stage};
+use super::child::{child_main, ChildResult, Plan, Stage, RAN_MARK};
 use super::{
     degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE3, NO_CLONE_PIDFD,
     NO_FILES, NO_VM,
@@ -135,6 +135,7 @@ impl Spawner {
         #[cfg(feature = "testing")]
         let delay = req.setup_delay.unwrap_or_default();
         let mut result = ChildResult::default();
+        let mut ran: u32 = 0;
         let plan = Plan {
             candidates: candidates.as_ptr(),
             argv: argv.as_ptr(),
@@ -167,6 +168,7 @@ impl Spawner {
             delay: [delay.as_secs() as i64, delay.subsec_nanos() as i64],
             err_pipe: err_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
             result: &mut result,
+            ran: if vm { &mut ran } else { std::ptr::null_mut() },
         };
 
         let mut flags = libc::SIGCHLD;
@@ -329,13 +331,51 @@ impl Spawner {
             }
         };
 
-        let failure = if let Some((read_end, write_end)) = err_pipe {
+        let report = if let Some((read_end, write_end)) = err_pipe {
             drop(write_end);
             read_child_result(&read_end)
         } else {
-            // SAFETY: the child is done with `result` (it exec'd or exited).
-            let r = unsafe { std::ptr::read_volatile(&result) };
-            (r.stage != 0).then_some(r)
+            // SAFETY: the child is done with `result` and `ran` (it exec'd
+            // or exited).
+            let (r, ran) = unsafe {
+                (
+                    std::ptr::read_volatile(&result),
+                    std::ptr::read_volatile(&ran),
+                )
+            };
+            if ran == 0 {
+                Report::NeverRan
+            } else if r.stage != 0 {
+                Report::Failed(r)
+            } else {
+                Report::Execd
+            }
+        };
+        let failure = match report {
+            Report::Execd => None,
+            Report::Failed(r) => Some(r),
+            Report::NeverRan => {
+                // SIGKILLed before its first instruction: it is exiting.
+                let _ = reap_exiting(pidfd.as_fd());
+                if into_cgroup.is_some() {
+                    // Linux (6.18 at least) compares the kill_seq of the
+                    // cgroup the child is born into with that of the
+                    // parent's cgroup, and kills the child when they differ:
+                    // after any cgroup.kill of our own cgroup, every
+                    // CLONE_INTO_CGROUP child dies at birth. Moving in
+                    // after the clone has no such check.
+                    return Attempt::Degrade(
+                        NO_CLONE3,
+                        io::Error::other(
+                            "the kernel killed the child as it was born into its cgroup",
+                        ),
+                    );
+                }
+                return Attempt::Done(Err(SpawnError::Os {
+                    op: "clone (the child was killed before it ran)",
+                    source: io::Error::from_raw_os_error(libc::ECHILD),
+                }));
+            }
         };
         match failure {
             None => Attempt::Done(Ok(Spawned { pidfd, pid })),
@@ -390,10 +430,19 @@ enum Attempt {
     Degrade(u8, io::Error),
 }
 
-/// Reads the child's report from the exec-status pipe: nothing (EOF at
-/// exec) means success.
-fn read_child_result(fd: &OwnedFd) -> Option<ChildResult> {
-    let mut buf = [0u8; 8];
+/// How a child fared before exec.
+enum Report {
+    Execd,
+    Failed(ChildResult),
+    /// Killed before its first instruction.
+    NeverRan,
+}
+
+/// Reads the child's report from the exec-status pipe: [`RAN_MARK`] first,
+/// then nothing (EOF at exec) for success, or the 8-byte failure; nothing
+/// at all when it never ran.
+fn read_child_result(fd: &OwnedFd) -> Report {
+    let mut buf = [0u8; 9];
     let mut got = 0;
     while got < buf.len() {
         match rustix::io::read(fd, &mut buf[got..]) {
@@ -403,10 +452,14 @@ fn read_child_result(fd: &OwnedFd) -> Option<ChildResult> {
             Err(_) => break,
         }
     }
-    (got == buf.len()).then(|| ChildResult {
-        stage: u32::from_ne_bytes(buf[..4].try_into().expect("4 bytes")),
-        errno: i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes")),
-    })
+    match (got, buf[0]) {
+        (0, _) => Report::NeverRan,
+        (9, RAN_MARK) => Report::Failed(ChildResult {
+            stage: u32::from_ne_bytes(buf[1..5].try_into().expect("4 bytes")),
+            errno: i32::from_ne_bytes(buf[5..].try_into().expect("4 bytes")),
+        }),
+        _ => Report::Execd,
+    }
 }
 
 /// A null-terminated array of pointers into `strings`.
