@@ -178,7 +178,7 @@ pub(crate) const TESTS: &[Test] = &[
     t(
         "sigkilled_supervisor_takes_its_whole_pid_namespace_tree",
         120,
-        || parent_death::sigkilled_supervisor_takes_its_pidns_tree(20),
+        || parent_death::sigkilled_supervisor_takes_its_pidns_tree(20, false),
     ),
     t(
         "cgroup_child_joins_its_leaf_itself_when_clone3_is_eperm",
@@ -193,7 +193,7 @@ pub(crate) const TESTS: &[Test] = &[
     t(
         "unprivileged_supervisor_takes_its_pid_namespace_tree",
         120,
-        || parent_death::unprivileged_supervisor_takes_its_pidns_tree(10),
+        || parent_death::sigkilled_supervisor_takes_its_pidns_tree(10, true),
     ),
     t(
         "a_killed_cgroup_sentinel_is_reported",

@@ -185,16 +185,35 @@ pub(crate) fn death_signal_options() {
 /// A helper supervising a tree in a new PID namespace is SIGKILLed: within
 /// a second nothing of the tree is alive (the child dies of its death
 /// signal, the kernel kills the rest of the namespace with it), `rounds`
-/// times in a row.
-pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize) {
+/// times in a row. `unprivileged`: the helper runs as `nobody`, without
+/// `CAP_SYS_ADMIN`, so the namespace is made inside a new user namespace
+/// where the child keeps the helper's uid.
+pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize, unprivileged: bool) {
     set_subreaper();
     for round in 0..rounds {
         let mut guard = Guard::new();
-        let mut helper = start_helper("pidns-tree", false);
+        let mut helper = if unprivileged {
+            crate::roles::start_helper_as_nobody("pidns-tree-unprivileged")
+        } else {
+            start_helper("pidns-tree", false)
+        };
         guard.track(helper.id());
         let mut out = Lines::new(helper.stdout.take().unwrap());
         let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
         guard.track(child);
+        if unprivileged {
+            assert_eq!(
+                out.line(LONG, "the child's uid and pid"),
+                "65534 1",
+                "round {round}: the child runs as nobody, as PID 1 of its namespace"
+            );
+            let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+            let child_userns = std::fs::read_link(format!("/proc/{child}/ns/user")).unwrap();
+            assert_ne!(
+                own_userns, child_userns,
+                "round {round}: a new user namespace"
+            );
+        }
         assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
         let ns = support::pid_ns(child).expect("the tree's namespace");
         let before = support::ns_members(&ns);
@@ -216,6 +235,7 @@ pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize) {
             "round {round}: the tree's init did not die of the death signal"
         );
     }
+    reap_all_children("after the pidns rounds");
     assert_no_children_left("after the pidns rounds");
 }
 
@@ -383,47 +403,4 @@ pub(crate) fn killed_sentinel_is_reported() {
     drop(reaper);
     crate::helpers::reap_all_children("after the sentinel test");
     assert_no_children_left("after the sentinel test");
-}
-
-/// [`sigkilled_supervisor_takes_its_pidns_tree`] for a supervisor without
-/// `CAP_SYS_ADMIN` (user `nobody`): the child is init of a PID namespace
-/// inside a new user namespace, runs as the supervisor's uid, and the tree
-/// dies with the supervisor.
-pub(crate) fn unprivileged_supervisor_takes_its_pidns_tree(rounds: usize) {
-    set_subreaper();
-    for round in 0..rounds {
-        let mut guard = Guard::new();
-        let mut helper = crate::roles::start_helper_as_nobody("pidns-tree-unprivileged");
-        guard.track(helper.id());
-        let mut out = Lines::new(helper.stdout.take().unwrap());
-        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
-        guard.track(child);
-        assert_eq!(
-            out.line(LONG, "the child's uid and pid"),
-            "65534 1",
-            "round {round}: the child runs as nobody, as PID 1 of its namespace"
-        );
-        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
-        let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
-        let child_userns = std::fs::read_link(format!("/proc/{child}/ns/user")).unwrap();
-        assert_ne!(
-            own_userns, child_userns,
-            "round {round}: a new user namespace"
-        );
-        let ns = support::pid_ns(child).expect("the tree's namespace");
-        let before = support::ns_members(&ns);
-        for pid in &before {
-            guard.track(*pid);
-        }
-        assert!(before.len() >= 4, "round {round}: tree {before:?}");
-        helper.kill().unwrap();
-        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
-        support::wait_until(
-            Duration::from_secs(1),
-            &format!("round {round}: nothing of the namespace is alive"),
-            || support::ns_members(&ns).is_empty(),
-        );
-        reap_all_children(&format!("round {round}"));
-    }
-    assert_no_children_left("after the unprivileged pidns rounds");
 }

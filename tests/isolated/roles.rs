@@ -42,8 +42,8 @@ pub(crate) fn run_role(role: &str) -> ExitCode {
     match role {
         "workers" => helper_workers(),
         "delayed" => helper_delayed(),
-        "pidns-tree" => helper_pidns_tree(),
-        "cgroup-tree" => helper_cgroup_tree(),
+        "pidns-tree" => helper_tree(pidreap::Containment::PidNamespace, TREE),
+        "cgroup-tree" => helper_tree(pidreap::Containment::Cgroup, TREE),
         "pidns-tree-unprivileged" => helper_pidns_tree_unprivileged(),
         "storm-cgroup" => helper_storm(pidreap::Containment::Cgroup),
         "storm-pidns" => helper_storm(pidreap::Containment::PidNamespace),
@@ -101,13 +101,13 @@ fn helper_delayed() {
 pub(crate) const TREE: &str = "trap '' TERM; sleep 1000 & setsid sleep 1000 & (sleep 1000 &) ; \
     sleep 0.2; echo ready; wait";
 
-/// Spawns [`TREE`] as init of a new PID namespace, its stdout on ours;
-/// prints the child's pid first, then waits (bounded) to be SIGKILLed.
-fn helper_pidns_tree() {
+/// Spawns `script` under `containment`, its stdout on ours; prints the
+/// child's pid first, then waits (bounded) to be SIGKILLed.
+fn helper_tree(containment: pidreap::Containment, script: &str) {
     let mut reaper = Reaper::new().unwrap();
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", TREE])
-        .containment(pidreap::Containment::PidNamespace)
+    cmd.args(["-c", script])
+        .containment(containment)
         .stdin(Stdio::null());
     let mut out = std::io::stdout().lock();
     let child = reaper.spawn(&cmd).unwrap();
@@ -118,40 +118,14 @@ fn helper_pidns_tree() {
 }
 
 /// Run as an unprivileged user: checks that `Containment::check` accepts
-/// a PID namespace (through a user namespace), then spawns a child that
-/// prints its uid and pid as it sees them, then runs [`TREE`]. Prints the
-/// child's pid first, then waits (bounded) to be SIGKILLed.
+/// a PID namespace (through a user namespace), then runs [`TREE`] in one,
+/// after the child printed its uid and pid as it sees them.
 fn helper_pidns_tree_unprivileged() {
-    pidreap::Containment::PidNamespace
+    let containment = pidreap::Containment::PidNamespace;
+    containment
         .check()
         .expect("an unprivileged PID namespace is available");
-    let mut reaper = Reaper::new().unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("echo $(id -u) $$; {TREE}")])
-        .containment(pidreap::Containment::PidNamespace)
-        .stdin(Stdio::null());
-    let mut out = std::io::stdout().lock();
-    let child = reaper.spawn(&cmd).unwrap();
-    writeln!(out, "{}", child.pid()).unwrap();
-    out.flush().unwrap();
-    drop(out);
-    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
-}
-
-/// Spawns [`TREE`] in a cgroup of its own, its stdout on ours; prints the
-/// child's pid first, then waits (bounded) to be SIGKILLed.
-fn helper_cgroup_tree() {
-    let mut reaper = Reaper::new().unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", TREE])
-        .containment(pidreap::Containment::Cgroup)
-        .stdin(Stdio::null());
-    let mut out = std::io::stdout().lock();
-    let child = reaper.spawn(&cmd).unwrap();
-    writeln!(out, "{}", child.pid()).unwrap();
-    out.flush().unwrap();
-    drop(out);
-    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
+    helper_tree(containment, &format!("echo $(id -u) $$; {TREE}"));
 }
 
 /// A small tree that escapes its parent's session and group: a background
