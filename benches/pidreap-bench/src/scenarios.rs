@@ -63,6 +63,8 @@ Options:
   --processes N     processes per tree, the shell included [1000]
   --rounds N        rounds [10]
   --timeout SECS    bound on starting, and on killing and reaping, a tree [60]
+  --sleep SECS      what the sleeps sleep: how long they would outlive this
+                    process if it were SIGKILLed before its cleanup [60]
   --json            print one JSON object instead of a table
   -h, --help        this text
 ";
@@ -304,6 +306,7 @@ fn kill_tree(args: Vec<OsString>) -> Result<(), Failure> {
                 Long("processes") => cfg.processes = number(&mut p, "--processes", 2, 30_000)?,
                 Long("rounds") => cfg.rounds = number(&mut p, "--rounds", 1, 10_000)?,
                 Long("timeout") => cfg.timeout = parse_secs(&mut p, "--timeout")?,
+                Long("sleep") => cfg.sleep_secs = number(&mut p, "--sleep", 1, 86_400)? as u32,
                 Long("json") => json = true,
                 Short('h') | Long("help") => return Ok(false),
                 _ => return Err(unexpected(arg, NAME)),
