@@ -80,19 +80,20 @@ fn check_pid_namespace() -> Result<()> {
     Ok(())
 }
 
-/// cgroup v2 mounted, our cgroup visible, `cgroup.kill` there (the
-/// sentinel needs it), and a child cgroup can be made (delegation): a
-/// probe cgroup is created and removed.
+/// cgroup v2 mounted, our cgroup visible, a child cgroup can be made
+/// (delegation), and it has `cgroup.kill` (the sentinel needs it): a probe
+/// cgroup is created and removed.
 fn check_cgroup() -> Result<()> {
     let own = open_own_cgroup()?;
-    require_cgroup_kill(&own)?;
     let probe = own
         .create_child(&unique_name("pidreap-probe"))
         .map_err(|e| unavailable(Containment::Cgroup, e))?;
+    // Checked on the new cgroup: the root cgroup has no cgroup.kill.
+    let killable = require_cgroup_kill(&probe);
     probe
         .remove()
         .map_err(|e| unavailable(Containment::Cgroup, e))?;
-    Ok(())
+    killable
 }
 
 fn open_own_cgroup() -> Result<CgroupDir> {
@@ -140,10 +141,13 @@ impl CgroupHome {
     /// Creates the home below our own cgroup and starts its sentinel.
     pub(crate) fn create() -> Result<CgroupHome> {
         let own = open_own_cgroup()?;
-        require_cgroup_kill(&own)?;
         let dir = own
             .create_child(&unique_name("pidreap"))
             .map_err(|e| unavailable(Containment::Cgroup, e))?;
+        if let Err(e) = require_cgroup_kill(&dir) {
+            let _ = dir.remove();
+            return Err(e);
+        }
         if let Err(e) = dir.enable_controllers("+memory") {
             log::debug!(
                 "no memory controller for contained trees ({e}): memory.peak will not be reported"
@@ -278,10 +282,5 @@ impl Tree {
         if let Err(e) = self.leaf.remove() {
             log::warn!("{e}");
         }
-    }
-
-    /// The leaf's path, for messages.
-    pub(crate) fn path(&self) -> &std::path::Path {
-        self.leaf.path()
     }
 }

@@ -958,7 +958,7 @@ fn process_group_is_stopped_as_a_whole() {
 
     reaper.stop(child.id()).unwrap();
     let exit = exit_of(&mut reaper, child.id());
-    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+    assert_eq!(exit.status.signal(), Some(Signal::KILL), "{exit:?}");
     assert!(leader.is_gone());
     // The orphaned grandchild is reaped by init in its own time.
     support::wait_until(LONG, "the background sleep is dead too", || {

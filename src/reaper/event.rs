@@ -30,6 +30,17 @@ pub enum Event {
         /// The sender's pid (0 for the kernel).
         sender_pid: i32,
     },
+    /// The cgroup sentinel, the process that kills every
+    /// [`Containment::Cgroup`](crate::Containment::Cgroup) tree of this
+    /// reaper if the reaper's process dies, has itself ended (someone
+    /// killed it). Graceful stops still reach the trees, but they would now
+    /// outlive a SIGKILL of this process.
+    ContainmentLost {
+        /// The sentinel's pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
     /// An orphan that was reparented to this process (as PID 1 or a child
     /// subreaper) exited and was reaped (see
     /// [`ReaperBuilder::reap_orphans`](crate::ReaperBuilder::reap_orphans)).

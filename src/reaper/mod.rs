@@ -26,7 +26,8 @@ pub use builder::ReaperBuilder;
 pub use cancel::CancelToken;
 pub use event::{Child, Event, Shutdown};
 
-use crate::command::Command;
+use crate::command::{Command, Containment};
+use crate::containment::{CgroupHome, Tree};
 use crate::engine::{Action, ChildId, Engine, GroupId, Phase, StopLadder};
 use crate::error::{Error, Result};
 use crate::setup::block_signals;
@@ -47,21 +48,52 @@ struct Supervised {
     signal_group: bool,
     /// The slot of its cancel token, once one was asked for.
     cancel: Option<usize>,
+    /// Its cgroup, under [`Containment::Cgroup`](crate::Containment::Cgroup).
+    tree: Option<Tree>,
+    /// The child itself was reaped but its tree (cgroup) or process group
+    /// still has members: how it ended, reported once they are gone.
+    leader: Option<(ExitStatus, ResourceUsage)>,
 }
 
 impl Supervised {
-    /// Sends `signal` through the pidfd, to the whole group if the child
-    /// leads one; `Ok(false)` if it has already exited.
+    /// Sends `signal` to the child only (to its group if it leads one);
+    /// `Ok(false)` if it has already exited. For forwarding.
     fn send(&self, signal: Signal) -> io::Result<bool> {
+        if self.leader.is_some() {
+            // Reaped: the pidfd refers to nothing; the group is reached
+            // through its number while it has members.
+            return if self.signal_group && self.tree.is_none() {
+                pidfd::kill_group(self.pid, signal)
+            } else {
+                Ok(false)
+            };
+        }
         pidfd::send_signal(self.pidfd.as_fd(), self.pid, signal, self.signal_group)
+    }
+
+    /// Sends a signal of the stop ladder: to the whole tree under cgroup
+    /// containment (SIGKILL through `cgroup.kill`), else as [`send`](Self::send).
+    fn send_ladder(&self, signal: Signal) -> io::Result<bool> {
+        match &self.tree {
+            Some(tree) => tree.send(signal),
+            None => self.send(signal),
+        }
     }
 }
 
-const KIND_BITS: usize = 2;
+const KIND_BITS: usize = 3;
 const KIND_PIDFD: usize = 0;
 const KIND_CANCEL: usize = 1;
 const KIND_TIMER: usize = 2;
 const KIND_SIGNAL: usize = 3;
+/// A child's `cgroup.events`.
+const KIND_TREE: usize = 4;
+/// The cgroup sentinel's pidfd.
+const KIND_SENTINEL: usize = 5;
+
+/// How often a process group whose leader was reaped is checked for
+/// members: the kernel has no notification for an empty group.
+const GROUP_CHECK: Duration = Duration::from_millis(10);
 
 fn token(kind: usize, index: usize) -> Token {
     Token((index << KIND_BITS) | kind)
@@ -120,6 +152,12 @@ pub struct Reaper {
     fd_floor: i32,
     reap_orphans: bool,
     by_pid: HashMap<i32, ChildId>,
+    /// Children whose leader was reaped while their process group still had
+    /// members: checked every [`GROUP_CHECK`] until it has none.
+    group_watch: Vec<ChildId>,
+    /// The cgroup of this reaper's cgroup-contained children, made with
+    /// the first of them.
+    cgroups: Option<CgroupHome>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -192,6 +230,8 @@ impl Reaper {
             fd_floor: fd::high_floor(),
             reap_orphans: opts.reap_orphans,
             by_pid: HashMap::new(),
+            group_watch: Vec::new(),
+            cgroups: None,
             _not_send: PhantomData,
         };
         if reaper.reap_orphans {
@@ -211,14 +251,21 @@ impl Reaper {
     /// On error nothing is left behind: a child that was created but failed
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
-        if cmd.get_containment() == crate::Containment::Cgroup {
-            // In progress: the spawn path learns CLONE_INTO_CGROUP next.
-            return Err(Error::ContainmentUnavailable {
-                mechanism: "cgroup",
-                reason: "not wired into the spawn path yet".into(),
-            });
-        }
-        let started = crate::spawn::spawn(&mut self.spawner, cmd, self.fd_floor)?;
+        let tree = match cmd.get_containment() {
+            Containment::Cgroup => Some(self.cgroup_home()?.leaf()?),
+            _ => None,
+        };
+        let into = tree.as_ref().map(Tree::dir_fd);
+        let started = match crate::spawn::spawn(&mut self.spawner, cmd, self.fd_floor, into) {
+            Ok(s) => s,
+            Err(e) => {
+                // The failed child was reaped: the leaf is empty.
+                if let Some(tree) = tree {
+                    tree.remove();
+                }
+                return Err(e);
+            }
+        };
         let ladder = cmd
             .ladder_arc()
             .unwrap_or_else(|| self.default_ladder.clone());
@@ -229,22 +276,37 @@ impl Reaper {
             pid,
             signal_group: cmd.leads_group(),
             cancel: None,
+            tree,
+            leader: None,
         };
         let id = self.engine.insert(child, ladder, cmd.group_id());
-        let registered = self.poll.registry().register(
-            &mut SourceFd(&raw),
-            token(KIND_PIDFD, id.index() as usize),
-            Interest::READABLE,
-        );
-        if let Err(source) = registered {
+        let index = id.index() as usize;
+        let registry = self.poll.registry();
+        let mut registered = registry
+            .register(
+                &mut SourceFd(&raw),
+                token(KIND_PIDFD, index),
+                Interest::READABLE,
+            )
+            .map_err(|e| ("registering the pidfd with epoll", e));
+        if let (Ok(()), Some(tree)) = (&registered, &self.engine.get(id).expect("inserted").tree) {
+            registered = registry
+                .register(
+                    &mut SourceFd(&tree.events_fd().as_raw_fd()),
+                    token(KIND_TREE, index),
+                    Interest::PRIORITY,
+                )
+                .map_err(|e| ("registering cgroup.events with epoll", e));
+        }
+        if let Err((op, source)) = registered {
             // Never leave it running unreaped: kill, reap, report.
             let child = self.engine.remove(id).expect("just inserted");
+            let _ = child.send_ladder(Signal::KILL);
             let _ = child.send(Signal::KILL);
             let _ = pidfd::reap_exiting(child.pidfd.as_fd());
-            return Err(Error::Os {
-                op: "registering the pidfd with epoll",
-                source,
-            });
+            // The leaf goes with the home (the sentinel removes what is left
+            // when the reaper is dropped): the tree may still be dying.
+            return Err(Error::Os { op, source });
         }
         if self.reap_orphans {
             self.by_pid.insert(pid, id);
@@ -422,10 +484,28 @@ impl Reaper {
                     fd::drain_counter(self.timer.as_fd());
                     self.timer_armed = None;
                 }
+                KIND_TREE => {
+                    if let Some(id) = self.engine_id_at(index) {
+                        self.tree_changed(id, now);
+                    }
+                }
+                KIND_SENTINEL => {
+                    if let Some(home) = &mut self.cgroups {
+                        if let Some(status) = home.check_sentinel() {
+                            self.queue.push_back(Event::ContainmentLost {
+                                pid: home.sentinel_pid() as u32,
+                                status,
+                            });
+                        }
+                    }
+                }
                 _ => self.read_signals(now),
             }
         }
         self.ready = ready;
+        if !self.group_watch.is_empty() {
+            self.check_groups(now);
+        }
         self.engine.handle_timeout(now);
         self.after_change();
         Ok(self.queue.len() - before)
@@ -529,7 +609,8 @@ impl Reaper {
     /// The pidfd of `id` was readable: reap if it really exited: readiness is
     /// not proof of exit on every path, so `waitid` runs with `WNOHANG`.
     fn try_reap(&mut self, id: ChildId, now: Instant) {
-        let Some(child) = self.engine.get(id) else {
+        let Some(child) = self.engine.get(id).filter(|c| c.leader.is_none()) else {
+            // Gone, or reaped already while the rest of its tree dies.
             return;
         };
         let outcome = match pidfd::try_reap(child.pidfd.as_fd()) {
@@ -542,7 +623,7 @@ impl Reaper {
         };
         match outcome {
             Ok(Reaped::NotYet) => {}
-            Ok(Reaped::Exited { status, usage, .. }) => self.finish(id, status, usage, now),
+            Ok(Reaped::Exited { status, usage, .. }) => self.leader_exited(id, status, usage, now),
             Ok(Reaped::Gone) => {
                 log::warn!(
                     "child {id} (pid {}) was reaped by someone else: its status is lost",
@@ -554,14 +635,92 @@ impl Reaper {
         }
     }
 
+    /// The child itself was reaped. Its exit is reported now if nothing of
+    /// its tree or group is left; else the rest gets the stop ladder (if no
+    /// stop is under way yet) and the report waits until it is gone.
+    fn leader_exited(
+        &mut self,
+        id: ChildId,
+        status: ExitStatus,
+        usage: ResourceUsage,
+        now: Instant,
+    ) {
+        let Some(child) = self.engine.get_mut(id) else {
+            return;
+        };
+        let remains = match &child.tree {
+            Some(tree) => tree.populated(),
+            None => child.signal_group && pidfd::group_has_members(child.pid),
+        };
+        if !remains {
+            return self.finish(id, status, usage, now);
+        }
+        child.leader = Some((status, usage));
+        if self.reap_orphans {
+            // The pid may be reused from now on.
+            self.by_pid.remove(&child.pid);
+        }
+        let what = if child.tree.is_some() {
+            "cgroup"
+        } else {
+            "process group"
+        };
+        log::debug!(
+            "child {id} (pid {}) exited ({status}); the rest of its {what} gets the stop ladder",
+            child.pid
+        );
+        if child.tree.is_none() {
+            self.group_watch.push(id);
+        }
+        if self.engine.phase(id) == Some(Phase::Running) {
+            self.engine.stop(id, now);
+        }
+    }
+
+    /// `cgroup.events` of `id` changed: finish once the leader was reaped
+    /// and the tree is empty.
+    fn tree_changed(&mut self, id: ChildId, now: Instant) {
+        let Some(child) = self.engine.get(id) else {
+            return;
+        };
+        let Some((status, usage)) = child.leader else {
+            return;
+        };
+        if child.tree.as_ref().is_some_and(|t| !t.populated()) {
+            self.finish(id, status, usage, now);
+        }
+    }
+
+    /// Finishes the children whose reaped leader's process group has no
+    /// member left.
+    fn check_groups(&mut self, now: Instant) {
+        let watched = std::mem::take(&mut self.group_watch);
+        for id in watched {
+            let Some(child) = self.engine.get(id) else {
+                continue;
+            };
+            match child.leader {
+                Some((status, usage)) if !pidfd::group_has_members(child.pid) => {
+                    self.finish(id, status, usage, now)
+                }
+                _ => self.group_watch.push(id),
+            }
+        }
+    }
+
     fn finish(&mut self, id: ChildId, status: ExitStatus, usage: ResourceUsage, now: Instant) {
         let Some(child) = self.engine.remove(id) else {
             return;
         };
+        let tree = child.tree.as_ref().and_then(|t| {
+            let usage = t.usage();
+            t.remove();
+            usage
+        });
         if let Some(slot) = child.cancel {
             self.cancels.remove(self.poll.registry(), slot);
         }
-        if self.reap_orphans {
+        if self.reap_orphans && child.leader.is_none() {
             self.by_pid.remove(&child.pid);
         }
         // Closing the pidfd removes it from the epoll set (we hold its only
@@ -574,7 +733,7 @@ impl Reaper {
             status,
             observed_at: now,
             usage,
-            tree: None,
+            tree,
         }));
     }
 
@@ -629,7 +788,7 @@ impl Reaper {
                         continue;
                     };
                     log::debug!("sending {signal} to child {id} (pid {})", child.pid);
-                    if let Err(e) = child.send(signal) {
+                    if let Err(e) = child.send_ladder(signal) {
                         log::error!(
                             "sending {signal} to child {id} (pid {}) failed: {e}",
                             child.pid
@@ -658,7 +817,12 @@ impl Reaper {
     /// instead of one `timerfd_settime` on every reap, which sat between a
     /// child's exit and its report.
     fn arm_timer(&mut self) {
-        let Some(next) = self.engine.poll_timeout() else {
+        let group_check = (!self.group_watch.is_empty()).then(|| Instant::now() + GROUP_CHECK);
+        let Some(next) = [self.engine.poll_timeout(), group_check]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return;
         };
         if self.timer_armed.is_some_and(|armed| armed <= next) {
@@ -671,6 +835,27 @@ impl Reaper {
             Ok(()) => self.timer_armed = Some(next),
             Err(e) => log::error!("arming the timerfd failed: {e}"),
         }
+    }
+
+    /// The home of cgroup-contained children, made (with its sentinel) on
+    /// first use.
+    fn cgroup_home(&mut self) -> Result<&mut CgroupHome> {
+        if self.cgroups.is_none() {
+            let home = CgroupHome::create()?;
+            self.poll
+                .registry()
+                .register(
+                    &mut SourceFd(&home.sentinel_pidfd().as_raw_fd()),
+                    token(KIND_SENTINEL, 0),
+                    Interest::READABLE,
+                )
+                .map_err(|source| Error::Os {
+                    op: "registering the cgroup sentinel's pidfd with epoll",
+                    source,
+                })?;
+            self.cgroups = Some(home);
+        }
+        Ok(self.cgroups.as_mut().expect("made above"))
     }
 
     /// Which spawn path this process uses (it degrades when the kernel

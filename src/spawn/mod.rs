@@ -22,7 +22,7 @@
 
 pub(crate) mod plan;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::command::Command;
 use crate::error::{Error, Result};
@@ -43,8 +43,15 @@ pub(crate) struct Started {
 /// `fd_floor` is where long-lived fds are kept (see
 /// [`fd::high_floor`]): the pidfd is moved there, so that the next
 /// child's fd-table copy stays small however many children are alive.
-pub(crate) fn spawn(spawner: &mut Spawner, cmd: &Command, fd_floor: i32) -> Result<Started> {
-    let plan = plan::plan(cmd, fd::original_nofile())?;
+/// `cgroup`, a cgroup v2 directory, is where the child is born.
+pub(crate) fn spawn(
+    spawner: &mut Spawner,
+    cmd: &Command,
+    fd_floor: i32,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<Started> {
+    let mut plan = plan::plan(cmd, fd::original_nofile())?;
+    plan.request.cgroup = cgroup.map(|fd| fd.as_raw_fd());
     let spawned = spawner
         .spawn(&plan.request)
         .map_err(|e| spawn_error(e, cmd))?;

@@ -43,6 +43,7 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,
+            cgroup: None,
             #[cfg(feature = "testing")]
             setup_delay: cmd.setup_delay,
         },

@@ -11,9 +11,6 @@
 //! `cgroup.kill` (5.14), `memory.peak` (5.19, with the memory controller
 //! enabled for the cgroup). `cpu.stat` exists in every non-root cgroup.
 
-// The containment work wires these into the spawn path and the reaper.
-#![allow(dead_code)]
-
 use std::ffi::{CStr, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -108,11 +105,13 @@ pub(crate) struct Cgroup2 {
 impl Cgroup2 {
     /// The cgroup2 mount point (`/sys/fs/cgroup` on unified systems,
     /// `/sys/fs/cgroup/unified` on hybrid ones).
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn mount(&self) -> &Path {
         &self.mount
     }
 
     /// The absolute directory of this process's own cgroup.
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
@@ -495,6 +494,7 @@ impl CgroupDir {
     /// `populated` field of `cgroup.events`.
     ///
     /// See [\[Un\]populated Notification](https://docs.kernel.org/admin-guide/cgroup-v2.html#un-populated-notification).
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn populated(&self) -> Result<bool, CgroupError> {
         self.events()?.populated()
     }
@@ -607,6 +607,7 @@ impl CgroupDir {
 
     /// Removes every descendant cgroup, deepest first, then this one. Every
     /// one must be empty of processes.
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn remove_tree(&self) -> Result<(), CgroupError> {
         for child in self.children()? {
             child.remove_tree()?;
@@ -617,6 +618,7 @@ impl CgroupDir {
     /// Moves process `pid` into this cgroup (writes it to `cgroup.procs`).
     ///
     /// See [Organizing Processes and Threads](https://docs.kernel.org/admin-guide/cgroup-v2.html#organizing-processes-and-threads).
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         self.write_file(c"cgroup.procs", pid.to_string().as_bytes())
             .map_err(|e| os_err("writing a pid to", self.path.join("cgroup.procs"), e))

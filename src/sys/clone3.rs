@@ -17,9 +17,6 @@
 //! errors), <https://man7.org/linux/man-pages/man2/syscall.2.html> (the
 //! per-architecture system call conventions).
 
-// The spawn path (sys::spawn) wires this in; until then only the tests use it.
-#![allow(dead_code)]
-
 use std::ffi::{c_int, c_void};
 
 /// The kernel's `struct clone_args` (`include/uapi/linux/sched.h`), every
@@ -60,10 +57,6 @@ pub(crate) struct CloneArgs {
     pub cgroup: u64,
 }
 
-/// The size of the first `struct clone_args` (Linux 5.3): up to `tls`.
-pub(crate) const CLONE_ARGS_SIZE_VER0: u64 = 64;
-/// The size with `set_tid` and `set_tid_size` (Linux 5.5).
-pub(crate) const CLONE_ARGS_SIZE_VER1: u64 = 80;
 /// The size with `cgroup` (Linux 5.7): the size of [`CloneArgs`], which
 /// [`clone3_run`] always passes. Older kernels accept it as long as the
 /// fields they do not know are zero, and answer `E2BIG` otherwise.

@@ -65,12 +65,20 @@ pub(crate) fn send_signal(
     }
 }
 
-/// `kill(-pgid, sig)` for the group led by our unreaped child `pgid`;
-/// `Ok(false)` when the group has no member left (`ESRCH`).
-/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
-fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
-    // SAFETY: kill takes a pid and a signal; -pgid names the group led by
-    // our own unreaped child (see send_signal).
+/// `kill(-pgid, sig)`; `Ok(false)` when the group has no member left
+/// (`ESRCH`). Signal 0 only checks whether the group has a member.
+///
+/// The group's id cannot name another group while our child `pgid` is
+/// unreaped, nor while any process is in the group (the kernel frees a pid
+/// number only once no process uses it as its pid, group or session id).
+/// Once the leader was reaped and the last member exited, the number may
+/// be reused; a caller that keeps signalling a group after reaping its
+/// leader stops at the first `ESRCH`.
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html),
+/// [credentials(7)](https://man7.org/linux/man-pages/man7/credentials.7.html)
+pub(crate) fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
+    // SAFETY: kill takes a pid and a signal; -pgid names a group (see
+    // above for why it is the one the caller means).
     let r = unsafe { libc::kill(-pgid, sig.as_raw()) };
     if r == 0 {
         return Ok(true);
@@ -81,6 +89,15 @@ fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
     } else {
         Err(e)
     }
+}
+
+/// Whether process group `pgid` has any member left (`kill(-pgid, 0)`; an
+/// `EPERM` means it has one we may not signal).
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+pub(crate) fn group_has_members(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it takes two integers.
+    let r = unsafe { libc::kill(-pgid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Makes [`send_signal`] act as on a kernel without

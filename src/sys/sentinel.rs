@@ -55,9 +55,6 @@
 //! - The kernel keeps 15 bytes of a process name, so `ps` shows the
 //!   sentinel as `pidreap-sentine`.
 
-// The containment work wires this into the reaper.
-#![allow(dead_code)]
-
 use std::ffi::{c_int, c_void, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -299,11 +296,6 @@ impl Sentinel {
         self.pid
     }
 
-    /// The cgroup it guards.
-    pub(crate) fn target(&self) -> &std::path::Path {
-        &self.target
-    }
-
     /// Reaps the sentinel if it has exited, without blocking: `Some` with
     /// its status if it had (it no longer guards anything then).
     pub(crate) fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
@@ -333,6 +325,7 @@ impl Sentinel {
     ///
     /// An error names what the sentinel could not do, or says it did not
     /// exit in time (its memory is then leaked, never freed under it).
+    #[cfg_attr(not(test), allow(dead_code))] // used by the tests
     pub(crate) fn shutdown(mut self, bound: Duration) -> io::Result<()> {
         self.finish(bound)
     }

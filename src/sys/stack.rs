@@ -60,18 +60,14 @@ impl Stack {
         ((self.mapping as usize + self.len) & !15) as *mut c_void
     }
 
-    // The sentinel and clone3, not wired into the spawn path yet, use the
-    // next two.
     /// The usable part, above the guard page: its lowest address and its
     /// size (what `clone3(2)` takes as `stack` and `stack_size`).
-    #[allow(dead_code)]
     pub(crate) fn usable(&self) -> (usize, usize) {
         (self.mapping as usize + self.guard, self.len - self.guard)
     }
 
     /// Gives the mapping up without unmapping it: for a process that may
     /// still be running on it.
-    #[allow(dead_code)]
     pub(crate) fn leak(self) {
         std::mem::forget(self);
     }

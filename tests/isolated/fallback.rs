@@ -136,7 +136,58 @@ pub(crate) fn refused_features(refuse: Refuse) {
             );
             assert!(reaper.is_empty());
         }
+        Refuse::Clone3(_) => unreachable!("see cgroup_without_clone3"),
     }
     assert_no_children_left("after the spawns");
     assert_eq!(support::self_fds(), before, "fds leaked");
+}
+
+/// With `clone3` refused (as Docker's default seccomp profile did, with
+/// `EPERM`, or a kernel before 5.3, `ENOSYS`), a cgroup-contained child
+/// moves itself into its leaf before exec: the program never runs
+/// outside it, the fast spawn path is kept, and a stop still takes the
+/// whole tree.
+pub(crate) fn cgroup_without_clone3(errno: i32) {
+    // The setsid sleep is reparented here, to be reaped.
+    crate::runner::set_subreaper();
+    let mut reaper = Reaper::new().unwrap();
+    install_seccomp(Refuse::Clone3(errno));
+    let mut cmd = sh(
+        "grep ^0:: /proc/self/cgroup; sleep 1000 & setsid sleep 1000 & sleep 0.1; echo ready; wait",
+    );
+    cmd.containment(pidreap::Containment::Cgroup)
+        .stop_ladder(StopLadder::new(
+            Signal::TERM,
+            std::time::Duration::from_millis(200),
+        ))
+        .stdout(Stdio::piped());
+    let mut guard = support::Guard::new();
+    let mut child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    assert_eq!(
+        Reaper::spawn_mode(),
+        "vfork-class clone with CLONE_PIDFD and CLONE_FILES"
+    );
+    let mut out = support::Lines::new(child.stdout.take().unwrap());
+    let line = out.line(support::LONG, "the child's cgroup");
+    let leaf = line
+        .strip_prefix("0::")
+        .expect("a cgroup v2 line")
+        .to_owned();
+    assert!(
+        leaf.contains(&format!("/pidreap-{}-", std::process::id())),
+        "the program ran in {leaf}, outside its leaf"
+    );
+    assert_eq!(out.line(support::LONG, "ready"), "ready");
+    let members = support::cgroup_members(&leaf);
+    for &pid in &members {
+        guard.track(pid);
+    }
+    assert!(members.len() >= 3, "{members:?}");
+    reaper.stop(child.id()).unwrap();
+    assert!(exit_of(&mut reaper, child.id()).status.signal().is_some());
+    assert_eq!(support::cgroup_members(&leaf), Vec::<u32>::new());
+    // The reaper's cgroup sentinel is a child too: it exits with the reaper.
+    drop(reaper);
+    crate::helpers::reap_all_children("after the stop");
 }

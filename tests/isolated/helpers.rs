@@ -63,3 +63,16 @@ pub(crate) fn assert_no_children_left(what: &str) {
         "{what}: children (zombies included) left: {left:?}"
     );
 }
+
+/// Reaps every child of this process that has exited, waiting (bounded)
+/// for the dying ones.
+pub(crate) fn reap_all_children(what: &str) {
+    support::wait_until(LONG, &format!("{what}: every child exited"), || {
+        support::own_children()
+            .into_iter()
+            .all(|p| support::state(p) == Some('Z') || support::state(p).is_none())
+    });
+    for pid in support::own_children() {
+        crate::runner::reap(pid, LONG);
+    }
+}

@@ -176,6 +176,31 @@ pub(crate) const TESTS: &[Test] = &[
         || parent_death::sigkilled_supervisor_takes_its_pidns_tree(20),
     ),
     t(
+        "cgroup_child_joins_its_leaf_itself_when_clone3_is_eperm",
+        60,
+        || fallback::cgroup_without_clone3(libc::EPERM),
+    ),
+    t(
+        "cgroup_child_joins_its_leaf_itself_when_clone3_is_enosys",
+        60,
+        || fallback::cgroup_without_clone3(libc::ENOSYS),
+    ),
+    t(
+        "sigkilled_supervisor_takes_its_whole_cgroup_tree",
+        120,
+        || parent_death::sigkilled_supervisor_takes_its_cgroup_tree(20),
+    ),
+    t(
+        "sigkilled_supervisor_mid_spawn_leaves_no_cgroup_tree_200_times",
+        300,
+        || parent_death::sigkilled_supervisor_mid_spawn("cgroup", 200),
+    ),
+    t(
+        "sigkilled_supervisor_mid_spawn_leaves_no_pidns_tree_200_times",
+        300,
+        || parent_death::sigkilled_supervisor_mid_spawn("pidns", 200),
+    ),
+    t(
         "group_kill_without_the_pidfd_group_flag_reaches_every_member",
         60,
         groups::group_kill_without_the_pidfd_flag,

@@ -4,7 +4,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use crate::helpers::assert_no_children_left;
+use crate::helpers::{assert_no_children_left, reap_all_children};
 use crate::roles::{start_helper, start_helper_with, DELAY};
 use crate::runner::{reap, set_subreaper, wait_std};
 use crate::support::{self, Guard, Lines, Proc, LONG};
@@ -217,4 +217,119 @@ pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize) {
         );
     }
     assert_no_children_left("after the pidns rounds");
+}
+
+/// Every live (non-zombie) process below this one in the process tree.
+fn live_descendants() -> Vec<(u32, support::Stat)> {
+    let me = std::process::id() as i32;
+    let procs = support::all_procs();
+    let parent_of: std::collections::HashMap<i32, i32> =
+        procs.iter().map(|(p, st)| (*p as i32, st.ppid)).collect();
+    procs
+        .into_iter()
+        .filter(|(pid, st)| {
+            if st.state == 'Z' {
+                return false;
+            }
+            let mut at = *pid as i32;
+            for _ in 0..64 {
+                match parent_of.get(&at) {
+                    Some(&pp) if pp == me => return true,
+                    Some(&pp) if pp > 1 => at = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+/// [`sigkilled_supervisor_takes_its_pidns_tree`] with cgroup containment:
+/// the helper's child is in a cgroup of its own; after the helper's
+/// SIGKILL its sentinel kills that cgroup, so nothing of the tree, the
+/// `setsid` and double-forked sleeps included, is alive a second later,
+/// and the helper's cgroups are removed.
+pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
+    set_subreaper();
+    for round in 0..rounds {
+        let mut guard = Guard::new();
+        let mut helper = start_helper("cgroup-tree", false);
+        guard.track(helper.id());
+        let mut out = Lines::new(helper.stdout.take().unwrap());
+        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
+        guard.track(child);
+        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
+        let leaf = support::cgroup_of(child).expect("the child's cgroup");
+        let home = leaf
+            .rsplit_once('/')
+            .expect("a leaf below a home")
+            .0
+            .to_owned();
+        assert!(
+            home.rsplit('/')
+                .next()
+                .unwrap()
+                .starts_with(&format!("pidreap-{}-", helper.id())),
+            "round {round}: the child's cgroup {leaf} is not below the helper's home"
+        );
+        let before = support::cgroup_members(&leaf);
+        for pid in &before {
+            guard.track(*pid);
+        }
+        assert!(before.len() >= 4, "round {round}: tree {before:?}");
+        helper.kill().unwrap();
+        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
+        support::wait_until(
+            Duration::from_secs(1),
+            &format!("round {round}: nothing of the cgroup is alive"),
+            || support::cgroup_members(&home).is_empty(),
+        );
+        let dir = format!(
+            "{}{home}",
+            support::cgroup2_mount().expect("a cgroup2 mount")
+        );
+        support::wait_until(
+            Duration::from_secs(2),
+            &format!("round {round}: the sentinel removed {dir}"),
+            || !std::path::Path::new(&dir).exists(),
+        );
+        reap_all_children(&format!("round {round}"));
+    }
+    assert_no_children_left("after the cgroup rounds");
+}
+
+/// A helper spawns small trees (background, `setsid`, double fork) under
+/// `containment` back to back and is SIGKILLed 0 to 3 ms after its first
+/// spawn, so the kill often lands inside a spawn: nothing below it is
+/// alive a second later, `rounds` times in a row. Prints the count.
+pub(crate) fn sigkilled_supervisor_mid_spawn(containment: &str, rounds: usize) {
+    set_subreaper();
+    for round in 0..rounds {
+        let mut guard = Guard::new();
+        let mut helper = start_helper(&format!("storm-{containment}"), false);
+        guard.track(helper.id());
+        let mut out = Lines::new(helper.stdout.take().unwrap());
+        assert_eq!(out.line(LONG, "the helper's first spawn"), "started");
+        std::thread::sleep(Duration::from_micros((round as u64 * 7919) % 3000));
+        helper.kill().unwrap();
+        assert_eq!(wait_std(&mut helper, LONG).signal(), Some(libc::SIGKILL));
+        let mut survivors = Vec::new();
+        let clean = (0..100).any(|_| {
+            survivors = live_descendants();
+            for (pid, _) in &survivors {
+                guard.track(*pid);
+            }
+            survivors.is_empty() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(
+            clean,
+            "round {round}: alive 1 s after the supervisor's SIGKILL: {survivors:?}"
+        );
+        reap_all_children(&format!("round {round}"));
+    }
+    assert_no_children_left(&format!("after the {containment} rounds"));
+    eprintln!("{containment}: 0 survivors in {rounds} trials");
 }

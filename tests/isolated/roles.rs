@@ -43,6 +43,9 @@ pub(crate) fn run_role(role: &str) -> ExitCode {
         "workers" => helper_workers(),
         "delayed" => helper_delayed(),
         "pidns-tree" => helper_pidns_tree(),
+        "cgroup-tree" => helper_cgroup_tree(),
+        "storm-cgroup" => helper_storm(pidreap::Containment::Cgroup),
+        "storm-pidns" => helper_storm(pidreap::Containment::PidNamespace),
         _ => panic!("unknown role {role}"),
     }
     ExitCode::SUCCESS
@@ -109,6 +112,48 @@ fn helper_pidns_tree() {
     let child = reaper.spawn(&cmd).unwrap();
     writeln!(out, "{}", child.pid()).unwrap();
     out.flush().unwrap();
+    drop(out);
+    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
+}
+
+/// Spawns [`TREE`] in a cgroup of its own, its stdout on ours; prints the
+/// child's pid first, then waits (bounded) to be SIGKILLed.
+fn helper_cgroup_tree() {
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", TREE])
+        .containment(pidreap::Containment::Cgroup)
+        .stdin(Stdio::null());
+    let mut out = std::io::stdout().lock();
+    let child = reaper.spawn(&cmd).unwrap();
+    writeln!(out, "{}", child.pid()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let _ = reaper.wait_event(Some(Duration::from_secs(60)));
+}
+
+/// A small tree that escapes its parent's session and group: a background
+/// child, a `setsid` one and a double-forked one.
+pub(crate) const SMALL_TREE: &str = "sleep 1000 & setsid sleep 1000 & (sleep 1000 &) ; wait";
+
+/// Spawns [`SMALL_TREE`]s under `containment` back to back (at most 40),
+/// printing "started" after the first, until SIGKILLed (bounded): a SIGKILL
+/// then lands at any point of a spawn.
+fn helper_storm(containment: pidreap::Containment) {
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", SMALL_TREE])
+        .containment(containment)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut out = std::io::stdout().lock();
+    for n in 0..40 {
+        reaper.spawn(&cmd).unwrap();
+        if n == 0 {
+            writeln!(out, "started").unwrap();
+            out.flush().unwrap();
+        }
+    }
     drop(out);
     let _ = reaper.wait_event(Some(Duration::from_secs(60)));
 }

@@ -12,21 +12,28 @@ pub(crate) enum Refuse {
     /// Both `CLONE_PIDFD` (`EINVAL`) and `pidfd_open` (this errno: `ENOSYS`
     /// on old kernels, `EPERM` under some confinement) fail.
     AllPidfds(i32),
+    /// `clone3` fails with this errno (`ENOSYS` before Linux 5.3, `EPERM`
+    /// under Docker's default profile before 20.10); the rest is allowed.
+    Clone3(i32),
 }
 
 /// Installs a seccomp filter on this process (all threads) that refuses
-/// what `refuse` names; `clone3` always fails with `ENOSYS` so that libc
-/// uses `clone`. Irreversible: only for a test's own process.
+/// what `refuse` names; `clone3` fails with `ENOSYS` (unless `refuse` says
+/// otherwise) so that libc uses `clone`. Irreversible: only for a test's own process.
 pub(crate) fn install_seccomp(refuse: Refuse) {
     #[cfg(target_arch = "x86_64")]
     const AUDIT_ARCH: u32 = 0xC000_003E;
     #[cfg(target_arch = "aarch64")]
     const AUDIT_ARCH: u32 = 0xC000_00B7;
     let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & 0xffff);
-    let (clone_flags, pidfd_open) = match refuse {
-        Refuse::CloneVm => (libc::CLONE_VM as u32, libc::SECCOMP_RET_ALLOW),
-        Refuse::ClonePidfd => (libc::CLONE_PIDFD as u32, libc::SECCOMP_RET_ALLOW),
-        Refuse::AllPidfds(e) => (libc::CLONE_PIDFD as u32, errno(e)),
+    let enosys = errno(libc::ENOSYS);
+    let allow = libc::SECCOMP_RET_ALLOW;
+    // A JSET mask of 0 never matches: every clone is allowed.
+    let (clone_flags, pidfd_open, clone3) = match refuse {
+        Refuse::CloneVm => (libc::CLONE_VM as u32, allow, enosys),
+        Refuse::ClonePidfd => (libc::CLONE_PIDFD as u32, allow, enosys),
+        Refuse::AllPidfds(e) => (libc::CLONE_PIDFD as u32, errno(e), enosys),
+        Refuse::Clone3(e) => (0, allow, errno(e)),
     };
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
@@ -46,7 +53,7 @@ pub(crate) fn install_seccomp(refuse: Refuse) {
         jeq(libc::SYS_pidfd_open as u32, 1),
         ret(pidfd_open),
         jeq(libc::SYS_clone3 as u32, 1),
-        ret(errno(libc::ENOSYS)),
+        ret(clone3),
         jeq(libc::SYS_clone as u32, 3), // not clone: allow (11)
         ld(16),
         op(

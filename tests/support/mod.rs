@@ -540,3 +540,36 @@ pub fn ns_members(ns: &str) -> Vec<u32> {
         .map(|(pid, _)| pid)
         .collect()
 }
+
+/// The cgroup v2 path (the `0::` line of `/proc/PID/cgroup`) of `pid`.
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// Every live (non-zombie) process whose cgroup is `prefix` or below it.
+pub fn cgroup_members(prefix: &str) -> Vec<u32> {
+    let below = format!("{prefix}/");
+    all_procs()
+        .into_iter()
+        .filter(|(pid, st)| {
+            st.state != 'Z' && cgroup_of(*pid).is_some_and(|c| c == prefix || c.starts_with(&below))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The cgroup2 mount point, from `/proc/self/mountinfo`.
+pub fn cgroup2_mount() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.starts_with("cgroup2 ") {
+            left.split(' ').nth(4).map(str::to_owned)
+        } else {
+            None
+        }
+    })
+}

@@ -8,6 +8,8 @@
 //! the parent prepared before the clone. Every step is a small function of
 //! its own, run in this order:
 //!
+//! 0. [`join_cgroup`]: move into the child's cgroup, where the clone could
+//!    not place it there (`clone3` with `CLONE_INTO_CGROUP` refused);
 //! 1. [`unshare_fd_table`]: with `CLONE_FILES`, take a private fd table
 //!    holding only the fds below [`Plan::keep_below`];
 //! 2. [`reset_signal_handlers`]: every caught signal back to `SIG_DFL` (and
@@ -43,6 +45,7 @@ pub(crate) enum Stage {
     DeathSignal = 6,
     Exec = 7,
     ParentDied = 8,
+    Cgroup = 9,
 }
 
 impl Stage {
@@ -56,6 +59,7 @@ impl Stage {
             6 => Stage::DeathSignal,
             7 => Stage::Exec,
             8 => Stage::ParentDied,
+            9 => Stage::Cgroup,
             _ => return None,
         })
     }
@@ -70,6 +74,7 @@ impl Stage {
             Stage::Rlimit => "restoring RLIMIT_NOFILE (prlimit64)",
             Stage::DeathSignal => "setting the parent-death signal (prctl)",
             Stage::Exec => "executing the program (execve)",
+            Stage::Cgroup => "moving into its cgroup (writing 0 to cgroup.procs)",
             Stage::ParentDied => {
                 "checking that the parent is alive after PR_SET_PDEATHSIG (it had exited)"
             }
@@ -119,6 +124,9 @@ pub(crate) struct Plan {
     /// `getppid()` by a child in a new PID namespace, where the parent is
     /// not visible and `getppid()` returns 0.
     pub(crate) parent_pidfd: c_int,
+    /// A cgroup v2 directory fd to move into before anything else, or -1
+    /// (none, or the clone already placed the child there).
+    pub(crate) cgroup_dir: c_int,
     /// The signal mask to exec with.
     pub(crate) mask: KernelSigset,
     /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
@@ -184,6 +192,9 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: each step makes raw system calls whose pointer arguments point
     // into the plan or to locals of the step, on the child's own stack.
     unsafe {
+        if p.cgroup_dir >= 0 {
+            join_cgroup(p);
+        }
         if p.share_files {
             unshare_fd_table(p);
         }
@@ -248,6 +259,48 @@ unsafe fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
         unsafe { core::ptr::write_volatile(p.result, result) };
     }
     exit_group(code)
+}
+
+/// Step 0: write `0` to `cgroup.procs` of [`Plan::cgroup_dir`], which
+/// moves the writing process into that cgroup. It runs first, before any
+/// other step and long before exec, so the program never runs outside its
+/// cgroup, and a supervisor that dies before this step leaves a child
+/// that exits at step 7 without running the program.
+/// [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html#organizing-processes-and-threads),
+/// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html)
+unsafe fn join_cgroup(p: &Plan) {
+    const PROCS: &core::ffi::CStr = c"cgroup.procs";
+    const ME: &[u8] = b"0";
+    // SAFETY: openat reads a static NUL-terminated name.
+    let fd = unsafe {
+        syscall4(
+            libc::SYS_openat,
+            p.cgroup_dir as usize,
+            PROCS.as_ptr() as usize,
+            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    };
+    if fd < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Cgroup, fd.wrapping_neg()) }
+    }
+    // SAFETY: write reads one static byte.
+    let r = unsafe {
+        syscall4(
+            libc::SYS_write,
+            fd as usize,
+            ME.as_ptr() as usize,
+            ME.len(),
+            0,
+        )
+    };
+    // SAFETY: close takes an integer: the fd opened above.
+    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Cgroup, r.wrapping_neg()) }
+    }
 }
 
 /// Step 1: `close_range(keep_below, ~0, CLOSE_RANGE_UNSHARE)` gives the

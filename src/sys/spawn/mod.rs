@@ -40,6 +40,16 @@
 //! step is probed once per process and logged once. A kernel with no pidfd
 //! at all is refused with `Unsupported`; the child that was made is killed
 //! and reaped first.
+//!
+//! # Into a cgroup
+//!
+//! A child contained by a cgroup is created with `clone3(2)` and
+//! `CLONE_INTO_CGROUP` (Linux 5.7; [`crate::sys::clone3`]), with the same
+//! flags otherwise, so it is born in its cgroup. Where the kernel refuses
+//! (`ENOSYS` before 5.3, `E2BIG` or `EINVAL` before 5.7, `EPERM` from a
+//! seccomp filter), the spawner falls back, once per process, to `clone(2)`
+//! and the child moves itself into the cgroup as its very first step, before
+//! anything else and long before exec, so the program never runs outside.
 
 mod child;
 mod parent;
@@ -77,6 +87,10 @@ pub(crate) struct SpawnRequest {
     pub(crate) nofile: Option<(u64, u64)>,
     /// Start the child as init of a new PID namespace (`CLONE_NEWPID`).
     pub(crate) new_pid_namespace: bool,
+    /// A cgroup v2 directory fd the child is born in (`clone3` with
+    /// `CLONE_INTO_CGROUP`), or moves itself into before exec where the
+    /// kernel refuses that.
+    pub(crate) cgroup: Option<RawFd>,
     /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
     #[cfg(feature = "testing")]
     pub(crate) setup_delay: Option<std::time::Duration>,
@@ -108,6 +122,9 @@ pub(crate) enum SpawnError {
 const NO_FILES: u8 = 1;
 const NO_VM: u8 = 2;
 const NO_CLONE_PIDFD: u8 = 4;
+/// `clone3(CLONE_INTO_CGROUP)` refused: children join their cgroup by
+/// writing `cgroup.procs` before exec.
+const NO_CLONE3: u8 = 8;
 static DEGRADED: AtomicU8 = AtomicU8::new(0);
 
 /// Which spawn path the process uses now, for logs and diagnostics.
@@ -143,6 +160,12 @@ fn degrade(bit: u8, why: &io::Error) {
         let what = match bit {
             NO_FILES => "CLONE_FILES with close_range(CLOSE_RANGE_UNSHARE)",
             NO_VM => "CLONE_VM|CLONE_VFORK",
+            NO_CLONE3 => {
+                log::warn!(
+                    "kernel refused clone3 with CLONE_INTO_CGROUP ({why}); contained children now move into their cgroup before exec"
+                );
+                return;
+            }
             _ => "CLONE_PIDFD",
         };
         log::warn!(

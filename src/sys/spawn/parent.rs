@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 
 use super::child::{child_main, ChildResult, Plan, Stage};
 use super::{
-    degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE_PIDFD, NO_FILES, NO_VM,
+    degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE3, NO_CLONE_PIDFD,
+    NO_FILES, NO_VM,
 };
+use crate::sys::clone3::{clone3_run, flag, CloneArgs, CLONE_INTO_CGROUP};
 use crate::sys::pidfd::{reap_exiting, reap_pid_exiting};
 use crate::sys::signals;
 use crate::sys::stack::Stack;
@@ -82,6 +84,7 @@ impl Spawner {
         let vm = degraded & NO_VM == 0;
         let files = vm && degraded & NO_FILES == 0;
         let clone_pidfd = degraded & NO_CLONE_PIDFD == 0;
+        let into_cgroup = req.cgroup.filter(|_| degraded & NO_CLONE3 == 0);
 
         let err_pipe = if vm {
             None
@@ -144,6 +147,11 @@ impl Spawner {
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
             parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            cgroup_dir: if into_cgroup.is_some() {
+                -1
+            } else {
+                req.cgroup.unwrap_or(-1)
+            },
             mask: 0,
             has_nofile: req.nofile.is_some(),
             nofile: req.nofile.map_or([0, 0], |(s, h)| [s, h]),
@@ -173,25 +181,69 @@ impl Spawner {
         let mask_before = signals::block_all();
         let mut plan = plan;
         plan.mask = signals::original_mask().unwrap_or(mask_before);
-        // SAFETY: `child_main` runs on our private stack (top of the
-        // mapping, 16-byte aligned) and only reads `plan`, which lives in
-        // this frame until clone returns; with CLONE_VFORK this thread is
-        // suspended until the child execs or exits, and without CLONE_VM the
-        // child works on a copy. The pidfd, with CLONE_PIDFD, is written to
-        // `pidfd`.
-        let pid = unsafe {
-            libc::clone(
-                child_main,
-                self.stack.top(),
-                flags,
-                &plan as *const Plan as *mut c_void,
-                &mut pidfd as *mut c_int,
-            )
+        let (pid, clone_err) = match into_cgroup {
+            Some(cgroup) => {
+                let (base, size) = self.stack.usable();
+                let args = CloneArgs {
+                    flags: flag(flags & !libc::CSIGNAL) | CLONE_INTO_CGROUP,
+                    pidfd: if clone_pidfd {
+                        &mut pidfd as *mut c_int as u64
+                    } else {
+                        0
+                    },
+                    exit_signal: libc::SIGCHLD as u64,
+                    stack: base as u64,
+                    stack_size: size as u64,
+                    cgroup: cgroup as u64,
+                    ..CloneArgs::default()
+                };
+                // SAFETY: as for clone below: `child_main` runs on our
+                // private stack (`usable()` ends 16-byte aligned) and only
+                // reads `plan`, alive in this frame until clone3 returns;
+                // `args.pidfd` points to `pidfd` in this frame and
+                // `args.cgroup` is the caller's open directory fd. Every
+                // signal is blocked (above).
+                let r =
+                    unsafe { clone3_run(&args, child_main, &plan as *const Plan as *mut c_void) };
+                if r < 0 {
+                    (-1, io::Error::from_raw_os_error(-r as i32))
+                } else {
+                    (r as libc::pid_t, io::Error::from_raw_os_error(0))
+                }
+            }
+            None => {
+                // SAFETY: `child_main` runs on our private stack (top of the
+                // mapping, 16-byte aligned) and only reads `plan`, which lives in
+                // this frame until clone returns; with CLONE_VFORK this thread is
+                // suspended until the child execs or exits, and without CLONE_VM the
+                // child works on a copy. The pidfd, with CLONE_PIDFD, is written to
+                // `pidfd`.
+                let pid = unsafe {
+                    libc::clone(
+                        child_main,
+                        self.stack.top(),
+                        flags,
+                        &plan as *const Plan as *mut c_void,
+                        &mut pidfd as *mut c_int,
+                    )
+                };
+                (pid, io::Error::last_os_error())
+            }
         };
-        let clone_err = io::Error::last_os_error();
+
         signals::set_mask(mask_before);
 
         if pid < 0 {
+            if into_cgroup.is_some()
+                && matches!(
+                    clone_err.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM)
+                )
+            {
+                // No clone3, no CLONE_INTO_CGROUP, or a filter refusing
+                // clone3: the child joins by itself instead.
+                return Attempt::Degrade(NO_CLONE3, clone_err);
+            }
             if req.new_pid_namespace && clone_err.raw_os_error() == Some(libc::EPERM) {
                 // Not a missing spawn feature: the namespace is refused.
                 return Attempt::Done(Err(SpawnError::Unsupported {
