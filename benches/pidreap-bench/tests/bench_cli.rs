@@ -332,17 +332,18 @@ fn sleepers(secs: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The leaf cgroups a `pidreap-bench` with pid `pid` made and left behind
+/// The cgroups a `pidreap-bench` with pid `pid` made and left behind: its
+/// own leaves, and the home of the reaper it spawns contained trees with
 /// (its cgroup is ours: a child starts in its parent's).
 fn leftover_leaves(pid: u32) -> Vec<String> {
     let Ok(dir) = pidreap_bench::contain::own_cgroup_dir() else {
         return Vec::new();
     };
-    let prefix = format!("pidreap-bench-{pid}-");
+    let ours = [format!("pidreap-bench-{pid}-"), format!("pidreap-{pid}-")];
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix))
+                .filter(|n| ours.iter().any(|p| n.starts_with(p.as_str())))
                 .collect()
         })
         .unwrap_or_default()
