@@ -1,7 +1,8 @@
 //! What the `pidreap-bench` tool (also run as `pidreap bench`) and pidreap's
 //! `cargo bench` benches measure with alike: size parsing, percentile
 //! statistics, letting a fresh child settle, and [`RawLoop`], the raw
-//! pidfd + epoll reference loop pidreap is measured against.
+//! pidfd + epoll reference loop pidreap is measured against; and
+//! [`contain`], what containing a child's whole tree costs.
 //!
 //! The reference loop uses std and rustix only, never the `pidreap`
 //! library whose behaviour it is compared with.
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitOptions};
+
+pub mod contain;
 
 /// Parses a size in bytes: `512M`, `1G`, `4GiB`, `100k`, `1.5G`, `0`,
 /// plain bytes. The units are binary (`k` is 1024) and case-insensitive;

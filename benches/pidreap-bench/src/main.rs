@@ -9,7 +9,12 @@
 //! `pidreap_bench` library's, the same code the `cargo bench` benches use.
 //! The cross-library baselines (tokio, thread-per-child, `pre_exec`) are in
 //! `cargo bench`.
+//!
+//! Named scenarios (`pidreap bench NAME`, see [`scenarios`]) measure other
+//! things: what containing a child's whole tree costs.
 #![forbid(unsafe_code)]
+
+mod scenarios;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -44,7 +49,13 @@ const HELP: &str = "\
 pidreap bench: measure kill-to-reap latency and spawn-and-reap cost here
 
 Usage: pidreap bench [OPTIONS]
+       pidreap bench SCENARIO [OPTIONS]
        pidreap-bench [OPTIONS]
+
+Scenarios (each has its own --help):
+  spawn-contained   spawn-and-reap rate under each Containment, vs None
+  kill-tree         kill and reap a 1,000-process tree: cgroup.kill,
+                    kill(-pgid), and the floor (SIGKILL each by pidfd)
 
 Options:
   --children N      other live supervised children during the measurement [0]
@@ -137,6 +148,12 @@ fn bench(args: Vec<OsString>) -> i32 {
     if let Err(e) = pidreap::block_signals(&STOP) {
         eprintln!("pidreap: error: {e}");
         return EXIT_OWN_ERROR;
+    }
+    if let Some(name) = args.first().and_then(|a| a.to_str()) {
+        if scenarios::NAMES.contains(&name) {
+            let name = name.to_string();
+            return scenarios::run(&name, args.into_iter().skip(1).collect());
+        }
     }
     let opts = match parse(args) {
         Ok(Some(opts)) => opts,

@@ -190,6 +190,11 @@ fn bad_flags_and_values_exit_125_with_one_line() {
         &["--timeout", "0"],
         &["--iterations"],
         &["stray"],
+        &["kill-tree", "--rounds", "0"],
+        &["kill-tree", "--processes", "1"],
+        &["kill-tree", "--iterations", "5"],
+        &["spawn-contained", "--block-ms", "x"],
+        &["spawn-contained", "--bogus"],
     ] {
         let out = bench(args, Duration::from_secs(20));
         assert_eq!(out.code, Some(125), "{args:?}: stderr {}", out.stderr);
@@ -308,4 +313,262 @@ fn sigterm_mid_run_leaves_no_child_behind() {
         "children of the interrupted bench still alive: {alive:?} (of {} seen)",
         seen.len()
     );
+}
+
+// ---------------------------------------------------------------------------
+// The containment scenarios
+
+/// Pids of live processes whose command line is exactly `sleep SECS`.
+fn sleepers(secs: &str) -> Vec<u32> {
+    let want = format!("sleep\0{secs}\0");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
+                && ppid_and_start(*pid).is_some()
+        })
+        .collect()
+}
+
+/// The cgroups a `pidreap-bench` with pid `pid` made and left behind: its
+/// own leaves, and the home of the reaper it spawns contained trees with
+/// (its cgroup is ours: a child starts in its parent's).
+fn leftover_leaves(pid: u32) -> Vec<String> {
+    let Ok(dir) = pidreap_bench::contain::own_cgroup_dir() else {
+        return Vec::new();
+    };
+    let ours = [format!("pidreap-bench-{pid}-"), format!("pidreap-{pid}-")];
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| ours.iter().any(|p| n.starts_with(p.as_str())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGKILLs the given pids (cleanup before an assertion that may fail).
+/// Only processes just seen running `sleep SECS` with a unique SECS.
+fn kill_all(pids: &[u32]) {
+    for &p in pids {
+        if let Some(p) = Pid::from_raw(p as i32) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+}
+
+/// The JSON object after `"key":` (up to its matching brace), or `null`.
+fn object<'a>(json: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pat.len();
+    let rest = &json[at..];
+    if rest.starts_with("null") {
+        return "null";
+    }
+    let mut depth = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &rest[..=i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced {key} in {json}");
+}
+
+#[test]
+fn kill_tree_measures_each_way_and_leaves_nothing() {
+    // A duration nobody else uses, to find our sleeps among the system's.
+    const SECS: &str = "877";
+    let out = bench(
+        &[
+            "kill-tree",
+            "--processes",
+            "20",
+            "--rounds",
+            "2",
+            "--sleep",
+            SECS,
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    let left = sleepers(SECS);
+    kill_all(&left);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(left.is_empty(), "sleeps of the trees still alive: {left:?}");
+    let json = out.stdout.trim();
+    assert_eq!(number(json, "", "processes"), 20.0);
+    check_percentiles(json, "group_us", 2.0);
+    check_percentiles(json, "floor_us", 2.0);
+    // (a) is measured where a cgroup v2 leaf can be made, else says why.
+    if object(json, "cgroup_note") == "null" {
+        check_percentiles(json, "cgroup_empty_us", 2.0);
+        check_percentiles(json, "cgroup_all_us", 2.0);
+        let empty = number(json, "cgroup_empty_us", "p50");
+        let all = number(json, "cgroup_all_us", "p50");
+        assert!(empty <= all, "emptied after all reaped? {json}");
+    } else {
+        assert_eq!(object(json, "cgroup_empty_us"), "null", "{json}");
+    }
+    // (d) likewise, where pidreap spawns into a cgroup.
+    if object(json, "library_note") == "null" {
+        check_percentiles(json, "library_us", 2.0);
+    } else {
+        assert!(json.contains("\"library_note\":\""), "{json}");
+    }
+    let ratios = object(json, "group_vs_floor");
+    assert!(ratios.contains("\"per_round\":["), "{json}");
+    let r = number(ratios, "", "median");
+    assert!(r > 0.0 && r.is_finite(), "{json}");
+}
+
+#[test]
+fn kill_tree_table() {
+    let out = bench(
+        &[
+            "kill-tree",
+            "--processes",
+            "10",
+            "--rounds",
+            "1",
+            "--sleep",
+            "878",
+        ],
+        Duration::from_secs(60),
+    );
+    kill_all(&sleepers("878"));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    for needle in [
+        "kill and reap a tree of 10 processes",
+        "(a) cgroup.kill",
+        "(b) kill(-pgid, SIGKILL): all reaped",
+        "(c) floor",
+        "1.00x",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle} missing:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn spawn_contained_rates_against_none() {
+    let out = bench(
+        &[
+            "spawn-contained",
+            "--rounds",
+            "2",
+            "--block-ms",
+            "20",
+            "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let json = out.stdout.trim();
+    let variants = object(json, "variants");
+    for name in ["none", "group", "pidns", "cgroup"] {
+        let at = variants
+            .find(&format!("{{\"containment\":\"{name}\""))
+            .unwrap_or_else(|| panic!("no {name} in {json}"));
+        let v = object(&variants[at..], "vs_none");
+        let v_at = &variants[at..];
+        let skipped = object(v_at, "skipped") != "null";
+        if name == "none" || name == "group" {
+            assert!(!skipped, "{name} skipped: {json}");
+        }
+        if skipped {
+            // Skipped with a reason, and no figures.
+            assert!(
+                v_at.starts_with(&format!("{{\"containment\":\"{name}\",\"skipped\":\"")),
+                "{json}"
+            );
+            assert_eq!(v, "null", "{json}");
+        } else {
+            let rates = object(v_at, "rates_per_s");
+            assert_eq!(rates.matches(',').count(), 1, "two rounds: {json}");
+            assert!(number(v_at, "", "median_rate_per_s") > 1.0, "{json}");
+            let ratio = number(v, "", "median");
+            if name == "none" {
+                assert_eq!(ratio, 1.0, "{json}");
+            }
+            assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+        }
+    }
+}
+
+/// SIGTERM in the middle of kill-tree: every tree is killed and reaped,
+/// the leaf cgroup removed, and it exits 128 + 15.
+#[test]
+fn kill_tree_sigterm_leaves_no_process_or_cgroup() {
+    const SECS: &str = "879";
+    let mut child = Command::new(BIN)
+        .args([
+            "kill-tree",
+            "--processes",
+            "100",
+            "--rounds",
+            "10000",
+            "--sleep",
+            SECS,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pidreap-bench kill-tree");
+    let pid = child.id();
+    // Until it has run a few rounds (trees have come and gone).
+    let watch = Instant::now();
+    let mut seen = 0;
+    while watch.elapsed() < Duration::from_millis(1500) || seen == 0 {
+        seen = seen.max(sleepers(SECS).len());
+        if watch.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            kill_all(&sleepers(SECS));
+            panic!("kill-tree never started its trees");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_process(Pid::from_raw(pid as i32).expect("a pid"), Signal::TERM)
+        .expect("SIGTERM to pidreap-bench");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            kill_all(&sleepers(SECS));
+            panic!("kill-tree did not end within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let left = sleepers(SECS);
+    kill_all(&left);
+    let leaves = leftover_leaves(pid);
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(128 + 15), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(
+        left.is_empty(),
+        "sleeps still alive after SIGTERM: {left:?}"
+    );
+    assert!(leaves.is_empty(), "leaf cgroups left behind: {leaves:?}");
 }
