@@ -10,6 +10,8 @@
 //! pass `--contain none`: the default, `auto`, may make it PID 1 of a PID
 //! namespace. tests/contain_cli.rs tests `--contain`.
 
+mod support;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -749,10 +751,10 @@ const ORPHAN_SCRIPT: &str = r#"
 fn pid_namespace_or_skip(test: &str) -> bool {
     match pid_namespace_works() {
         Ok(()) => true,
-        Err(reason) => {
-            eprintln!("SKIPPED {test}: PID namespaces are not available here: {reason}");
-            false
-        }
+        Err(reason) => support::skip(
+            test,
+            &format!("PID namespaces are not available here: {reason}"),
+        ),
     }
 }
 

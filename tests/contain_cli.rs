@@ -266,7 +266,7 @@ impl TestCgroup {
         match TestCgroup::create() {
             Ok(cg) => Some(cg),
             Err(reason) => {
-                eprintln!("SKIPPED {test}: no cgroup to run pidreap in: {reason}");
+                support::skip(test, &format!("no cgroup to run pidreap in: {reason}"));
                 None
             }
         }
@@ -885,7 +885,7 @@ const NOBODY: [&str; 4] = [
 /// anyway and setpriv alone does. `None` (printed) without setpriv(1).
 fn as_nobody(test: &str, cgroup: Option<&TestCgroup>, args: &[&str]) -> Option<Pidreap> {
     if !succeeds("setpriv", &["--version"]) {
-        eprintln!("SKIPPED {test}: setpriv(1) (util-linux) is not installed");
+        support::skip(test, "setpriv(1) (util-linux) is not installed");
         return None;
     }
     let wrap = |program: &str, args: &[&str]| match cgroup {

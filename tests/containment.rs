@@ -1,8 +1,8 @@
 //! Containment of a child's whole tree, on real processes: a PID namespace
-//! (the child is its init), a cgroup v2 leaf, and a process group. Needs
-//! root (or `CAP_SYS_ADMIN`) for the namespace and a writable cgroup2 for
-//! the cgroup, which this project's machines and CI have: a test that
-//! cannot have one fails rather than passing unchecked.
+//! (the child is its init), a cgroup v2 leaf, and a process group. A test
+//! whose mechanism does not work here is skipped with the reason printed,
+//! except under `.ci/run`, which sets `PIDREAP_TEST_REQUIRE_ALL` so that a
+//! skip fails instead: CI's machine has them all.
 //!
 //! Descendants are found by their PID namespace (`/proc/PID/ns/pid`) or
 //! their cgroup (`/proc/PID/cgroup`), so a `setsid` daemon or a
@@ -49,6 +49,12 @@ fn spawn_tree(
 
 #[test]
 fn a_child_in_a_new_pid_namespace_runs_as_its_init() {
+    if !support::containment_or_skip(
+        "a_child_in_a_new_pid_namespace_runs_as_its_init",
+        Containment::PidNamespace,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -74,6 +80,12 @@ fn a_child_in_a_new_pid_namespace_runs_as_its_init() {
 
 #[test]
 fn stopping_a_pid_namespace_child_takes_its_whole_tree() {
+    if !support::containment_or_skip(
+        "stopping_a_pid_namespace_child_takes_its_whole_tree",
+        Containment::PidNamespace,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -106,6 +118,12 @@ fn stopping_a_pid_namespace_child_takes_its_whole_tree() {
 
 #[test]
 fn dropping_the_reaper_kills_a_pid_namespace_tree() {
+    if !support::containment_or_skip(
+        "dropping_the_reaper_kills_a_pid_namespace_tree",
+        Containment::PidNamespace,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -152,6 +170,12 @@ fn cgroup_dir(path: &str) -> String {
 
 #[test]
 fn a_cgroup_child_is_born_in_a_leaf_of_its_own_and_its_usage_reported() {
+    if !support::containment_or_skip(
+        "a_cgroup_child_is_born_in_a_leaf_of_its_own_and_its_usage_reported",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -199,6 +223,12 @@ fn a_cgroup_child_is_born_in_a_leaf_of_its_own_and_its_usage_reported() {
 
 #[test]
 fn stopping_a_cgroup_child_takes_its_whole_tree() {
+    if !support::containment_or_skip(
+        "stopping_a_cgroup_child_takes_its_whole_tree",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -234,6 +264,12 @@ fn stopping_a_cgroup_child_takes_its_whole_tree() {
 
 #[test]
 fn when_a_cgroup_child_exits_first_the_rest_of_its_tree_gets_the_ladder() {
+    if !support::containment_or_skip(
+        "when_a_cgroup_child_exits_first_the_rest_of_its_tree_gets_the_ladder",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -265,6 +301,12 @@ fn when_a_cgroup_child_exits_first_the_rest_of_its_tree_gets_the_ladder() {
 
 #[test]
 fn dropping_the_reaper_kills_a_cgroup_tree() {
+    if !support::containment_or_skip(
+        "dropping_the_reaper_kills_a_cgroup_tree",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -278,6 +320,12 @@ fn dropping_the_reaper_kills_a_cgroup_tree() {
 
 #[test]
 fn a_thousand_process_cgroup_tree_is_stopped_whole() {
+    if !support::containment_or_skip(
+        "a_thousand_process_cgroup_tree_is_stopped_whole",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -306,6 +354,12 @@ fn a_thousand_process_cgroup_tree_is_stopped_whole() {
 
 #[test]
 fn a_grandchild_forking_in_a_loop_is_killed_with_its_tree() {
+    if !support::containment_or_skip(
+        "a_grandchild_forking_in_a_loop_is_killed_with_its_tree",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let mut guard = Guard::new();
     let mut reaper = Reaper::new().unwrap();
@@ -381,6 +435,12 @@ fn a_group_ladder_runs_to_the_end_when_the_leader_dies_first() {
 /// makes its own removes them (and leaves a live process's alone).
 #[test]
 fn cgroups_left_by_a_dead_supervisor_are_removed() {
+    if !support::containment_or_skip(
+        "cgroups_left_by_a_dead_supervisor_are_removed",
+        Containment::Cgroup,
+    ) {
+        return;
+    }
     support::watchdog(WATCHDOG);
     let own = support::cgroup_of(std::process::id()).expect("our cgroup");
     let base = format!(

@@ -148,6 +148,9 @@ pub(crate) fn refused_features(refuse: Refuse) {
 /// outside it, the fast spawn path is kept, and a stop still takes the
 /// whole tree.
 pub(crate) fn cgroup_without_clone3(errno: i32) {
+    if !support::containment_or_skip("cgroup_without_clone3", pidreap::Containment::Cgroup) {
+        return;
+    }
     // The setsid sleep is reparented here, to be reaped.
     crate::runner::set_subreaper();
     let mut reaper = Reaper::new().unwrap();
@@ -199,6 +202,12 @@ pub(crate) fn cgroup_without_clone3(errno: i32) {
 /// instruction. The spawner sees a child that never ran and falls back to
 /// moving children in before exec, for good: every spawn works.
 pub(crate) fn cgroup_spawn_from_a_killed_cgroup() {
+    if !support::containment_or_skip(
+        "cgroup_spawn_from_a_killed_cgroup",
+        pidreap::Containment::Cgroup,
+    ) {
+        return;
+    }
     let mount = support::cgroup2_mount().expect("a cgroup2 mount");
     let own = support::cgroup_of(std::process::id()).expect("our cgroup");
     let base = if own == "/" {

@@ -85,6 +85,12 @@ pub(crate) fn orphans_reaped() {
 /// killed with the tree and reaped as an orphan, and the child is reported
 /// once the tree is empty.
 pub(crate) fn orphans_in_a_cgroup_tree_get_the_ladder() {
+    if !support::containment_or_skip(
+        "orphans_in_a_cgroup_tree_get_the_ladder",
+        pidreap::Containment::Cgroup,
+    ) {
+        return;
+    }
     let mut guard = Guard::new();
     let mut reaper = Reaper::builder()
         .subreaper(true)

@@ -189,6 +189,16 @@ pub(crate) fn death_signal_options() {
 /// `CAP_SYS_ADMIN`, so the namespace is made inside a new user namespace
 /// where the child keeps the helper's uid.
 pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize, unprivileged: bool) {
+    let test = "sigkilled_supervisor_takes_its_pidns_tree";
+    if !support::containment_or_skip(test, pidreap::Containment::PidNamespace) {
+        return;
+    }
+    if unprivileged {
+        if let Some(reason) = unprivileged_userns_refused() {
+            support::skip(test, &reason);
+            return;
+        }
+    }
     set_subreaper();
     for round in 0..rounds {
         let mut guard = Guard::new();
@@ -270,6 +280,12 @@ fn live_descendants() -> Vec<(u32, support::Stat)> {
 /// `setsid` and double-forked sleeps included, is alive a second later,
 /// and the helper's cgroups are removed.
 pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
+    if !support::containment_or_skip(
+        "sigkilled_supervisor_takes_its_cgroup_tree",
+        pidreap::Containment::Cgroup,
+    ) {
+        return;
+    }
     set_subreaper();
     let mut slowest = Duration::ZERO;
     for round in 0..rounds {
@@ -327,6 +343,13 @@ pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
 /// spawn, so the kill often lands inside a spawn: nothing below it is
 /// alive a second later, `rounds` times in a row. Prints the count.
 pub(crate) fn sigkilled_supervisor_mid_spawn(containment: &str, rounds: usize) {
+    let mechanism = match containment {
+        "cgroup" => pidreap::Containment::Cgroup,
+        _ => pidreap::Containment::PidNamespace,
+    };
+    if !support::containment_or_skip("sigkilled_supervisor_mid_spawn", mechanism) {
+        return;
+    }
     set_subreaper();
     for round in 0..rounds {
         let mut guard = Guard::new();
@@ -362,6 +385,9 @@ pub(crate) fn sigkilled_supervisor_mid_spawn(containment: &str, rounds: usize) {
 /// `ContainmentLost` with the sentinel's pid and status, and a graceful
 /// stop still takes the whole tree.
 pub(crate) fn killed_sentinel_is_reported() {
+    if !support::containment_or_skip("killed_sentinel_is_reported", pidreap::Containment::Cgroup) {
+        return;
+    }
     // The tree's orphans are reparented here, to be reaped.
     set_subreaper();
     let mut guard = Guard::new();
@@ -403,4 +429,26 @@ pub(crate) fn killed_sentinel_is_reported() {
     drop(reaper);
     crate::helpers::reap_all_children("after the sentinel test");
     assert_no_children_left("after the sentinel test");
+}
+
+/// Why a user without privileges cannot make a user namespace here, if a
+/// sysctl says so: `user.max_user_namespaces` 0, Debian's
+/// `kernel.unprivileged_userns_clone` 0, or Ubuntu's
+/// `kernel.apparmor_restrict_unprivileged_userns` 1.
+fn unprivileged_userns_refused() -> Option<String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|v| v.trim().to_owned())
+    };
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some("user.max_user_namespaces is 0".into());
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some("kernel.unprivileged_userns_clone is 0".into());
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return Some("kernel.apparmor_restrict_unprivileged_userns is 1".into());
+    }
+    None
 }

@@ -573,3 +573,27 @@ pub fn cgroup2_mount() -> Option<String> {
         }
     })
 }
+
+/// Set by `.ci/run`: a test that would be skipped for lack of a kernel
+/// feature, a privilege or a tool fails instead, so that CI proves every
+/// mechanism rather than skipping it quietly.
+pub const REQUIRE_ALL: &str = "PIDREAP_TEST_REQUIRE_ALL";
+
+/// Skips `test` for `reason` (printed), returning false; panics instead when
+/// [`REQUIRE_ALL`] is set.
+pub fn skip(test: &str, reason: &str) -> bool {
+    if std::env::var_os(REQUIRE_ALL).is_some() {
+        panic!("{test} cannot run here ({reason}), and {REQUIRE_ALL} is set: every test must run");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// True when `containment` works here; else skips `test` (see [`skip`])
+/// with what is missing.
+pub fn containment_or_skip(test: &str, containment: pidreap::Containment) -> bool {
+    match containment.check() {
+        Ok(()) => true,
+        Err(e) => skip(test, &e.to_string()),
+    }
+}

@@ -331,7 +331,8 @@ impl Supervisor<'_> {
                 log::debug!("received {signal} from pid {sender_pid}");
                 self.signalled(signal)
             }
-            Event::LeaderExited { id, pid, status } if Some(id) == self.child => {
+            // During a stop the ladder is already at work on the rest.
+            Event::LeaderExited { id, pid, status } if Some(id) == self.child && !self.stopping => {
                 // The library started the ladder (SIGCONT, SIGKILL after
                 // the grace) for what is left; the stop signal tells it to
                 // finish now.
@@ -442,8 +443,13 @@ impl Supervisor<'_> {
         if stop && !self.stopping {
             self.stopping = true;
             self.restarter.stop();
+            let whom = if to_tree {
+                "every process of the child's cgroup"
+            } else {
+                "the child"
+            };
             log::info!(
-                "received {signal}: sent {forward} to the child; SIGKILL in {} if it is still running",
+                "received {signal}: sent {forward} to {whom}; SIGKILL in {} if it is still running",
                 show(self.opts.grace)
             );
             // SIGCONT now, SIGKILL at the end of the grace.
