@@ -216,6 +216,9 @@ pub struct Command {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdio: [Stdio; 3],
     pgid: Option<i32>,
+    /// The terminal whose foreground process group the child's group
+    /// becomes (see [`Command::foreground_terminal`]).
+    pub(crate) terminal: Option<Arc<OwnedFd>>,
     pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
@@ -229,6 +232,14 @@ impl Command {
     /// A command running `program`: a path, or a name looked up in `PATH`
     /// (the child's `PATH` if [`env`](Command::env) sets one, else this
     /// process's).
+    ///
+    /// As with [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html)
+    /// and the shells, an executable file the kernel refuses with `ENOEXEC`
+    /// (neither a binary it knows nor a script starting with `#!`, such as
+    /// a shell script without a shebang) runs as `/bin/sh PATH ARGS...`;
+    /// unless its first line holds a NUL byte (a binary, for another
+    /// architecture say), which fails with [`Error::Exec`](crate::Error::Exec)
+    /// and `ENOEXEC` as bash refuses it.
     pub fn new(program: impl AsRef<OsStr>) -> Command {
         Command {
             program: program.as_ref().to_owned(),
@@ -239,6 +250,7 @@ impl Command {
             cwd: None,
             stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
             pgid: None,
+            terminal: None,
             containment: Containment::None,
             death_signal: Some(Signal::KILL),
             ladder: None,
@@ -340,6 +352,34 @@ impl Command {
     /// so its descendants are stopped with it unless they left the group.
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
         self.pgid = Some(pgid);
+        self
+    }
+
+    /// Makes the child's process group the foreground process group of
+    /// `terminal` before exec, as a shell does for the job it runs in the
+    /// foreground: the keys that send signals (Ctrl-C, Ctrl-Z, Ctrl-\\)
+    /// then reach the child's group and not the supervisor's, and the child
+    /// may read the terminal and change its settings without being stopped
+    /// by `SIGTTIN` or `SIGTTOU`.
+    /// [tcsetpgrp(3)](https://man7.org/linux/man-pages/man3/tcgetpgrp.3.html),
+    /// [credentials(7)](https://man7.org/linux/man-pages/man7/credentials.7.html)
+    ///
+    /// The child leads a new process group for it, unless
+    /// [`process_group`](Command::process_group) names another group to
+    /// join (the group is not stopped as one for that alone: the stop
+    /// ladder still follows [`containment`](Command::containment)).
+    /// `terminal` must be the child's controlling terminal (usually this
+    /// process's stdin, inherited); the child makes the call itself before
+    /// exec, with every signal blocked, so the program never runs outside
+    /// the foreground and a spawn that cannot take the terminal fails with
+    /// [`Error::ChildSetup`](crate::Error::ChildSetup) (`ENOTTY` if it is not
+    /// the controlling terminal). Give the terminal back to this process's
+    /// group with [`take_terminal`](crate::take_terminal) once the child
+    /// has exited. Only take the terminal when this process's group holds
+    /// it ([`is_foreground`](crate::is_foreground)): a supervisor started in
+    /// the background must not steal it from the shell's foreground job.
+    pub fn foreground_terminal(&mut self, terminal: impl Into<OwnedFd>) -> &mut Command {
+        self.terminal = Some(Arc::new(terminal.into()));
         self
     }
 

@@ -15,7 +15,8 @@ use crate::engine::ChildId;
 #[non_exhaustive]
 pub enum Error {
     /// `execve` failed: the program was not found (`ENOENT`), is not
-    /// executable (`EACCES`, `ENOEXEC`), and so on.
+    /// executable (`EACCES`; `ENOEXEC` for a binary the kernel cannot run,
+    /// see [`Command::new`](crate::Command::new)), and so on.
     #[error("cannot execute {program:?}: {source}")]
     Exec {
         /// The program as given to [`Command::new`](crate::Command::new).

@@ -85,6 +85,7 @@ mod spawn;
 mod status;
 #[allow(unsafe_code)]
 mod sys;
+mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -96,3 +97,4 @@ pub use reaper::{CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown};
 pub use setup::{block_signals, raise_fd_limit, STOP_SIGNALS};
 pub use signal::{ParseSignalError, Signal};
 pub use status::{Exit, ExitStatus, ResourceUsage, TreeUsage};
+pub use terminal::{is_foreground, take_terminal};

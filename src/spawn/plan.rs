@@ -31,7 +31,20 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
         Some(d) => Some(c_string("directory", d.as_os_str())?),
         None => None,
     };
-    let (stdio, child_ends, parent_ends) = stdio(cmd)?;
+    let (stdio, mut child_ends, parent_ends) = stdio(cmd)?;
+    let terminal = match &cmd.terminal {
+        Some(shared) => {
+            // At 3 or above, so the child's stdio setup leaves it alone.
+            let copy = fd::duplicate(shared.as_ref()).map_err(|source| Error::Os {
+                op: "duplicating the terminal fd",
+                source,
+            })?;
+            let raw = copy.as_raw_fd();
+            child_ends.push(copy);
+            Some(raw)
+        }
+        None => None,
+    };
     Ok(SpawnPlan {
         request: SpawnRequest {
             candidates,
@@ -39,7 +52,10 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             envp,
             cwd,
             stdio,
-            pgid: cmd.pgid(),
+            // Taking the terminal for a group needs one: a new one unless
+            // the command names a group to join.
+            pgid: cmd.pgid().or(terminal.map(|_| 0)),
+            terminal,
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,

@@ -15,6 +15,7 @@
 //! - [`cgroup`]: cgroup v2 leaf cgroups, `cgroup.kill`, `populated`, usage.
 //! - [`sentinel`]: the process that kills a cgroup subtree once the
 //!   supervisor is gone.
+//! - [`terminal`]: the controlling terminal's foreground process group.
 
 pub(crate) mod cgroup;
 pub(crate) mod clone3;
@@ -25,3 +26,4 @@ pub(crate) mod sentinel;
 pub(crate) mod signals;
 pub(crate) mod spawn;
 pub(crate) mod stack;
+pub(crate) mod terminal;

@@ -16,7 +16,9 @@
 //!    holding only the fds below [`Plan::keep_below`];
 //! 2. [`reset_signal_handlers`]: every caught signal back to `SIG_DFL` (and
 //!    an ignored `SIGPIPE`, which Rust programs ignore by default);
-//! 3. [`join_process_group`]: `setpgid`, if asked;
+//! 3. [`join_process_group`]: `setpgid`, if asked; then
+//!    [`take_terminal`]: make that group the terminal's foreground group,
+//!    if asked;
 //! 4. [`install_stdio`]: the stdio sources onto 0, 1 and 2, every other fd
 //!    close-on-exec;
 //! 5. [`change_directory`] and [`restore_fd_limit`], if asked;
@@ -24,7 +26,8 @@
 //!    blocked anything (every signal is blocked across the clone);
 //! 7. [`set_death_signal`]: `PR_SET_PDEATHSIG`, then exit at once if the
 //!    parent died before it took effect;
-//! 8. [`exec_program`]: `execve` each candidate path, as `execvp(3)` does.
+//! 8. [`exec_program`]: `execve` each candidate path, as `execvp(3)` does,
+//!    and a file the kernel cannot execute (`ENOEXEC`) through `/bin/sh`.
 //!
 //! A failing step reports `(stage, errno)` to the parent with [`fail`]
 //! and exits; the parent turns that into a typed error naming the step.
@@ -49,6 +52,7 @@ pub(crate) enum Stage {
     ParentDied = 8,
     Cgroup = 9,
     UserNamespace = 10,
+    Terminal = 11,
 }
 
 impl Stage {
@@ -64,6 +68,7 @@ impl Stage {
             8 => Stage::ParentDied,
             9 => Stage::Cgroup,
             10 => Stage::UserNamespace,
+            11 => Stage::Terminal,
             _ => return None,
         })
     }
@@ -81,6 +86,9 @@ impl Stage {
             Stage::Cgroup => "moving into its cgroup (writing 0 to cgroup.procs)",
             Stage::UserNamespace => {
                 "mapping its uid and gid into the new user namespace (/proc/self/uid_map)"
+            }
+            Stage::Terminal => {
+                "making its process group the terminal's foreground group (TIOCSPGRP)"
             }
             Stage::ParentDied => {
                 "checking that the parent is alive after PR_SET_PDEATHSIG (it had exited)"
@@ -123,6 +131,9 @@ pub(crate) struct Plan {
     pub(crate) share_files: bool,
     /// `setpgid(0, pgid)`, or -1 to leave the group alone.
     pub(crate) pgid: c_int,
+    /// A terminal fd (below `keep_below`) whose foreground process group
+    /// the child's group becomes, or -1.
+    pub(crate) terminal: c_int,
     /// The parent-death signal, or 0 for none.
     pub(crate) death_signal: c_int,
     /// The parent's pid, recorded before the clone.
@@ -140,6 +151,10 @@ pub(crate) struct Plan {
     pub(crate) gid_map: *const c_char,
     /// The signal mask to exec with.
     pub(crate) mask: KernelSigset,
+    /// Null-terminated `argv` for running a candidate through `/bin/sh`
+    /// after `ENOEXEC`: `/bin/sh`, a slot the child fills with the
+    /// candidate's path, then the arguments; or null for no fallback.
+    pub(crate) shell_argv: *mut *const c_char,
     /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
     pub(crate) has_nofile: bool,
     pub(crate) nofile: [u64; 2],
@@ -237,6 +252,9 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
         reset_signal_handlers();
         if p.pgid >= 0 {
             join_process_group(p);
+        }
+        if p.terminal >= 0 {
+            take_terminal(p);
         }
         install_stdio(p);
         if !p.cwd.is_null() {
@@ -472,6 +490,37 @@ unsafe fn join_process_group(p: &Plan) {
     }
 }
 
+/// Step 3b: `ioctl(terminal, TIOCSPGRP, getpgid(0))`: the child's process
+/// group becomes the terminal's foreground group, so the keys that send
+/// signals (Ctrl-C, Ctrl-Z) reach it, and it may read the
+/// terminal. The terminal must be the child's controlling terminal. A
+/// process outside the foreground group gets `SIGTTOU` for this call,
+/// unless the signal is blocked: every signal is blocked here.
+/// [tcsetpgrp(3)](https://man7.org/linux/man-pages/man3/tcgetpgrp.3.html)
+unsafe fn take_terminal(p: &Plan) {
+    // SAFETY: getpgid takes an integer (0: this process).
+    let pgid = unsafe { syscall4(libc::SYS_getpgid, 0, 0, 0, 0) };
+    if pgid < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Terminal, pgid.wrapping_neg()) }
+    }
+    let pgid = pgid as libc::pid_t;
+    // SAFETY: TIOCSPGRP reads one pid_t, a local.
+    let r = unsafe {
+        syscall4(
+            libc::SYS_ioctl,
+            p.terminal as usize,
+            libc::TIOCSPGRP as usize,
+            &pgid as *const libc::pid_t as usize,
+            0,
+        )
+    };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Terminal, r.wrapping_neg()) }
+    }
+}
+
 /// Step 4: `dup3` each stdio source onto 0, 1, 2 (the sources are all 3 or
 /// above, so none clobbers another), then mark every fd from 3 up
 /// close-on-exec. The exec-status pipe must live until the exec; where
@@ -618,9 +667,102 @@ unsafe fn set_death_signal(p: &Plan) {
     }
 }
 
+/// How much of a file [`looks_like_text`] reads: as much as bash does for
+/// the same check.
+const SAMPLE: usize = 80;
+
+/// False when the file at `path` cannot be read, or its first line (within
+/// the first [`SAMPLE`] bytes) holds a NUL byte: a binary, such as one for
+/// another architecture, which a shell would run as garbage commands.
+/// bash refuses such a file the same way ("cannot execute binary file").
+///
+/// # Safety
+///
+/// `path` must be a NUL-terminated string.
+unsafe fn looks_like_text(path: *const c_char) -> bool {
+    let mut sample = [0u8; SAMPLE];
+    // SAFETY: openat reads the caller's NUL-terminated path.
+    let fd = unsafe {
+        syscall4(
+            libc::SYS_openat,
+            libc::AT_FDCWD as usize,
+            path as usize,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: read writes at most SAMPLE bytes into the local buffer.
+    let n = unsafe {
+        syscall4(
+            libc::SYS_read,
+            fd as usize,
+            sample.as_mut_ptr() as usize,
+            SAMPLE,
+            0,
+        )
+    };
+    // SAFETY: close takes the fd opened above.
+    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    if n < 0 {
+        return false;
+    }
+    let mut i = 0usize;
+    while i < n as usize && i < SAMPLE {
+        // SAFETY: `i` is below the buffer's length.
+        let b = unsafe { *sample.as_ptr().add(i) };
+        if b == b'\n' {
+            return true;
+        }
+        if b == 0 {
+            return false;
+        }
+        i = i.wrapping_add(1);
+    }
+    true
+}
+
+/// `execve("/bin/sh", ["/bin/sh", path, args...])`, which returns only on
+/// failure. The slot for `path` is in [`Plan::shell_argv`], prepared by
+/// the parent; writing it touches no memory the parent reads.
+///
+/// # Safety
+///
+/// `p` must be the plan the parent prepared, `path` a NUL-terminated
+/// string that outlives the call.
+unsafe fn run_with_shell(p: &Plan, path: *const c_char) {
+    const SHELL: &core::ffi::CStr = c"/bin/sh";
+    // SAFETY: forwarded from the caller.
+    if p.shell_argv.is_null() || !unsafe { looks_like_text(path) } {
+        return;
+    }
+    // SAFETY: `shell_argv` holds at least three slots (the shell, the
+    // path, the terminating null) and nothing else reads slot 1 while the
+    // child runs; execve reads static and parent-owned strings.
+    unsafe {
+        *p.shell_argv.add(1) = path;
+        syscall6(
+            libc::SYS_execve,
+            SHELL.as_ptr() as usize,
+            p.shell_argv as usize,
+            p.envp as usize,
+            0,
+            0,
+            0,
+        );
+    }
+}
+
 /// Step 8: `execve` each candidate in turn, as `execvp(3)` does: go on
 /// after "not there" errors, stop at any other; report `EACCES` if some
-/// candidate was there but not executable and none ran.
+/// candidate was there but not executable and none ran. A candidate the
+/// kernel refuses with `ENOEXEC` (an executable file that is neither a
+/// binary nor starts with `#!`, such as a script without a shebang) is run
+/// as `/bin/sh PATH ARGS...`, as `execvp(3)` and the shells do, unless it
+/// looks binary (see [`looks_like_text`]); if that fails too, or it looks
+/// binary, the error reported is the `ENOEXEC`.
 /// [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html),
 /// [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html)
 unsafe fn exec_program(p: &Plan) -> ! {
@@ -641,6 +783,10 @@ unsafe fn exec_program(p: &Plan) -> ! {
                 0,
             );
             err = r.wrapping_neg();
+            if err == libc::ENOEXEC as isize {
+                run_with_shell(p, *c);
+                break;
+            }
             if err == libc::EACCES as isize {
                 saw_eacces = true;
             } else if !try_next_path(err) {

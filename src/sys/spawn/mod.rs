@@ -82,6 +82,9 @@ pub(crate) struct SpawnRequest {
     pub(crate) stdio: [ChildFd; 3],
     /// `setpgid(0, pgid)` in the child.
     pub(crate) pgid: Option<i32>,
+    /// A terminal fd (3 or above) whose foreground process group the
+    /// child's group becomes before exec.
+    pub(crate) terminal: Option<RawFd>,
     pub(crate) death_signal: Option<i32>,
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub(crate) nofile: Option<(u64, u64)>,

@@ -64,9 +64,10 @@ impl Spawner {
         let candidates = pointer_array(&req.candidates);
         let argv = pointer_array(&req.argv);
         let envp = pointer_array(&req.envp);
+        let mut shell_argv = shell_argv(&argv);
         loop {
             let degraded = DEGRADED.load(Ordering::Relaxed);
-            match self.try_spawn(req, degraded, &candidates, &argv, &envp) {
+            match self.try_spawn(req, degraded, &candidates, &argv, &envp, &mut shell_argv) {
                 Attempt::Done(r) => return r,
                 Attempt::Degrade(bit, why) => degrade(bit, &why),
             }
@@ -80,6 +81,7 @@ impl Spawner {
         candidates: &[*const c_char],
         argv: &[*const c_char],
         envp: &[*const c_char],
+        shell_argv: &mut [*const c_char],
     ) -> Attempt {
         let vm = degraded & NO_VM == 0;
         let files = vm && degraded & NO_FILES == 0;
@@ -113,6 +115,10 @@ impl Spawner {
                 keep_below = keep_below.max(raw + 1);
             }
         }
+        if let Some(raw) = req.terminal {
+            debug_assert!(raw >= 3, "the terminal fd must be moved above 2");
+            keep_below = keep_below.max(raw + 1);
+        }
         // A child in a new PID namespace checks on its parent through a
         // pidfd, which must survive the fd-table unshare: a low duplicate
         // for this spawn, closed when it returns.
@@ -145,6 +151,7 @@ impl Spawner {
             keep_below,
             share_files: files,
             pgid: req.pgid.unwrap_or(-1),
+            terminal: req.terminal.unwrap_or(-1),
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
             parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
@@ -162,6 +169,7 @@ impl Spawner {
                 req.cgroup.unwrap_or(-1)
             },
             mask: 0,
+            shell_argv: shell_argv.as_mut_ptr(),
             has_nofile: req.nofile.is_some(),
             nofile: req.nofile.map_or([0, 0], |(s, h)| [s, h]),
             #[cfg(feature = "testing")]
@@ -460,6 +468,21 @@ fn read_child_result(fd: &OwnedFd) -> Report {
         }),
         _ => Report::Execd,
     }
+}
+
+/// The `argv` for running a script without a shebang through `/bin/sh`
+/// (see the child's `run_with_shell`): `/bin/sh`, a null slot for the
+/// script's path, then `argv[1..]`, null-terminated. `argv` is the
+/// null-terminated array from [`pointer_array`].
+fn shell_argv(argv: &[*const c_char]) -> Vec<*const c_char> {
+    let mut out = Vec::with_capacity(argv.len() + 1);
+    out.push(c"/bin/sh".as_ptr());
+    out.push(std::ptr::null());
+    out.extend_from_slice(argv.get(1..).unwrap_or_default());
+    if out.last().is_some_and(|p| !p.is_null()) {
+        out.push(std::ptr::null());
+    }
+    out
 }
 
 /// A null-terminated array of pointers into `strings`.
