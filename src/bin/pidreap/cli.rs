@@ -126,9 +126,7 @@ Options for run (the first argument that is not an option is PROGRAM):
                                    namespaces) whose init is a second
                                    pidreap, so PROGRAM is not PID 1
                            auto    the strongest that needs no configuration:
-                                   cgroup, else pidns, else group (none
-                                   when stdin is a terminal, whose
-                                   foreground group the child must stay in)
+                                   cgroup, else pidns, else group
                            [default: auto]
   --restart never|on-failure|always
                            restart the child when it exits: never, when it
@@ -159,6 +157,11 @@ child gets the signal once (SIGTERM is delivered as --stop-signal, SIGINT as
 itself), then SIGCONT, then SIGKILL if it is still running after --grace. A
 second SIGINT sends SIGKILL at once. A stop request during a restart back-off
 ends pidreap at once, without starting the child again.
+
+Terminal: when stdin is the terminal pidreap runs in the foreground of, the
+child's process group becomes its foreground group (Ctrl-C and Ctrl-Z reach
+the child's group, not pidreap) and pidreap takes it back when the child
+exits.
 
 Exit status: the child's exit code; 128+N if it died of signal N; 127 if
 PROGRAM was not found; 126 if it could not be executed; 125 for pidreap's own

@@ -28,7 +28,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::IsTerminal;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
@@ -110,6 +110,9 @@ struct Supervisor<'a> {
     /// The child is a second pidreap, init of the child's PID namespace,
     /// which runs PROGRAM: signals go to it unchanged.
     nested: bool,
+    /// The terminal (a copy of stdin) the child's group is given as its
+    /// foreground group, taken back when the child exits.
+    terminal: Option<OwnedFd>,
 }
 
 /// What the error says is missing, without the "not available" preamble
@@ -125,7 +128,8 @@ fn reason(e: &pidreap::Error) -> String {
 /// `auto` tries cgroup, then pidns (the order of
 /// [`Containment::strongest_available`], done here step by step to log why
 /// each stronger one was passed over) and falls back to group (to none
-/// when stdin is a terminal). An explicit
+/// (a new group works on a terminal too: the child's group is made its
+/// foreground group, see [`terminal`]). An explicit
 /// mechanism that does not work here is an error, never a silent downgrade.
 fn choose(contain: Contain) -> Result<Containment, i32> {
     match contain {
@@ -149,13 +153,6 @@ fn choose(contain: Contain) -> Result<Containment, i32> {
                     }
                     Err(e) => passed_over.push(format!("{}: {}", c.name(), reason(&e))),
                 }
-            }
-            // A new process group is not the terminal's foreground group:
-            // an interactive program would stop on its first read.
-            if std::io::stdin().is_terminal() {
-                passed_over.push("group: stdin is a terminal".into());
-                log_auto(Containment::None, &passed_over);
-                return Ok(Containment::None);
             }
             log_auto(Containment::ProcessGroup, &passed_over);
             Ok(Containment::ProcessGroup)
@@ -210,6 +207,31 @@ fn init_command(opts: &RunOptions) -> Command {
     cmd
 }
 
+/// The terminal to hand to the child, when there is one to hand: stdin is
+/// this process's controlling terminal and pidreap's group is its
+/// foreground group (started in the foreground by a shell, or as the init
+/// of `docker run -it`). The child then leads a new process group (or the
+/// one `--contain group` makes) which becomes the terminal's foreground
+/// group before exec, so that Ctrl-C, Ctrl-Z and Ctrl-\ reach the child's
+/// group and only it, as when the program runs without pidreap, and a shell
+/// run as the child can do job control. pidreap takes the terminal back
+/// when the child exits. With every `--contain` value; under `pidns` the
+/// inner pidreap does the same for PROGRAM. A pidreap started in the
+/// background takes nothing: the shell keeps its foreground job.
+fn terminal() -> Option<OwnedFd> {
+    let stdin = std::io::stdin();
+    if !pidreap::is_foreground(&stdin) {
+        return None;
+    }
+    match stdin.as_fd().try_clone_to_owned() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log::warn!("cannot duplicate stdin to hand the terminal to the child: {e}");
+            None
+        }
+    }
+}
+
 /// Runs `pidreap run` and returns the exit code.
 pub fn run(opts: &RunOptions) -> i32 {
     // Before anything is started: a mechanism that is not there ends
@@ -253,6 +275,16 @@ pub fn run(opts: &RunOptions) -> i32 {
         // with pidns the child leads its group as PID 1 of its namespace.
         cmd.process_group(0);
     }
+    let terminal = terminal();
+    if let Some(fd) = &terminal {
+        match fd.try_clone() {
+            Ok(copy) => {
+                log::debug!("stdin is a terminal in the foreground: the child's group takes it");
+                cmd.foreground_terminal(copy);
+            }
+            Err(e) => log::warn!("cannot duplicate stdin to hand the terminal to the child: {e}"),
+        }
+    }
 
     let mut sup = Supervisor {
         nested,
@@ -264,8 +296,13 @@ pub fn run(opts: &RunOptions) -> i32 {
         last: None,
         stopping: false,
         containment,
+        terminal,
     };
     let code = sup.main_loop();
+    // Whatever ended the run (a spawn that failed after the child took the
+    // terminal included), the terminal is pidreap's again, and the shell's
+    // when pidreap exits.
+    sup.take_terminal_back();
     // Reap the orphans that already exited before leaving (as PID 1 our
     // exit takes the rest of the namespace with it).
     if orphans {
@@ -324,6 +361,7 @@ impl Supervisor<'_> {
         match event {
             Event::Exited(exit) if Some(exit.id) == self.child => {
                 self.child = None;
+                self.take_terminal_back();
                 self.last = Some(exit.status);
                 self.exited(exit.status, exit.tree, exit.observed_at)
             }
@@ -458,6 +496,16 @@ impl Supervisor<'_> {
             }
         }
         None
+    }
+
+    /// Makes pidreap's group the terminal's foreground group again, if the
+    /// child was given the terminal.
+    fn take_terminal_back(&self) {
+        if let Some(fd) = &self.terminal {
+            if let Err(e) = pidreap::take_terminal(fd) {
+                log::warn!("{e}");
+            }
+        }
     }
 
     /// Reaps the orphans that have already exited, without waiting.
