@@ -151,14 +151,18 @@ Options for run (the first argument that is not an option is PROGRAM):
   -V, --version            print the version and exit
 
 DURATION: a number and a unit: 500ms, 10s, 2m, 1h (1.5s works too); a plain
-number is seconds. SIG: a name (TERM, SIGTERM, term) or a number (15).
+number is seconds. SIG: a name (TERM, SIGTERM, term), a number (15), or a
+real-time signal as kill -l names it: RTMIN+N is 34+N, RTMAX-N is 64-N.
 
-Signals: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are
-forwarded to the child. SIGTERM and SIGINT also start the stop ladder: the
-child gets the signal once (SIGTERM is delivered as --stop-signal, SIGINT as
-itself), then SIGCONT, then SIGKILL if it is still running after --grace. A
-second SIGINT sends SIGKILL at once. A stop request during a restart back-off
-ends pidreap at once, without starting the child again.
+Signals: every signal is forwarded to the child (to its group with
+--forward-to group) except SIGKILL, SIGSTOP, SIGCHLD (pidreap's own), the
+fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS), 32 and 33
+(the C library's), and SIGTTIN and SIGTTOU, which pidreap ignores, as tini
+does (SIGTSTP is forwarded). SIGTERM and SIGINT also start the stop ladder:
+the child gets the signal once (SIGTERM is delivered as --stop-signal, SIGINT
+as itself), then SIGCONT, then SIGKILL if it is still running after --grace.
+A second SIGINT sends SIGKILL at once. A stop request during a restart
+back-off ends pidreap at once, without starting the child again.
 
 Exit status: the child's exit code; 128+N if it died of signal N; 127 if
 PROGRAM was not found; 126 if it could not be executed; 125 for pidreap's own

@@ -38,16 +38,57 @@ use pidreap::{
 
 use crate::cli::{Contain, ForwardTo, RunOptions};
 
-/// The signals forwarded to the child.
-pub const FORWARDED: [Signal; 7] = [
-    Signal::TERM,
-    Signal::INT,
-    Signal::HUP,
-    Signal::QUIT,
-    Signal::USR1,
-    Signal::USR2,
-    Signal::WINCH,
+/// Signals never forwarded. SIGKILL and SIGSTOP cannot be caught; the
+/// synchronous fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+/// SIGSYS) must not be blocked (a fault would then kill pidreap without a
+/// handler); SIGCHLD is pidreap's own (its children's exits); SIGTTIN and
+/// SIGTTOU are blocked and dropped, see [`handled`]. Signals 32 and 33
+/// belong to the C library ([`Signal::is_reserved`]) and are left alone.
+const NOT_FORWARDED: [Signal; 11] = [
+    Signal::KILL,
+    Signal::STOP,
+    Signal::SEGV,
+    Signal::BUS,
+    Signal::ILL,
+    Signal::FPE,
+    Signal::TRAP,
+    Signal::SYS,
+    Signal::CHLD,
+    Signal::TTIN,
+    Signal::TTOU,
 ];
+
+/// True for the signals forwarded to the child: every signal from 1 to 64
+/// but those in [`NOT_FORWARDED`] and the two the C library reserves.
+pub fn is_forwarded(signal: Signal) -> bool {
+    !signal.is_reserved() && !NOT_FORWARDED.contains(&signal)
+}
+
+/// The signals forwarded to the child, in numeric order (51 of them, the
+/// real-time signals 34 to 64 included).
+pub fn forwarded() -> Vec<Signal> {
+    (1..=64)
+        .filter_map(Signal::from_raw)
+        .filter(|&s| is_forwarded(s))
+        .collect()
+}
+
+/// The signals pidreap blocks and reads from its signalfd: the
+/// [`forwarded`] ones, and SIGTTIN and SIGTTOU, which it drops. tini
+/// ignores those two (and so does not forward them) so that terminal I/O
+/// from the background never stops it once the child's group owns the
+/// terminal; a blocked SIGTTIN/SIGTTOU has the same effect, since the
+/// terminal checks treat blocked like ignored
+/// ([tcsetpgrp(3)](https://man7.org/linux/man-pages/man3/tcsetpgrp.3.html);
+/// `is_ignored()` in the kernel's
+/// [tty_jobctrl.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/drivers/tty/tty_jobctrl.c)),
+/// and the child still starts with the dispositions and the mask pidreap
+/// was started with. SIGTSTP is forwarded, as tini does.
+pub fn handled() -> Vec<Signal> {
+    let mut signals = forwarded();
+    signals.extend([Signal::TTIN, Signal::TTOU]);
+    signals
+}
 
 /// pidreap's own errors (bad option, bad value, a failed system call).
 pub const EXIT_OWN_ERROR: i32 = 125;
@@ -101,6 +142,8 @@ struct Supervisor<'a> {
     restarter: Restarter,
     /// The running child, if one is.
     child: Option<ChildId>,
+    /// The pid of the last child started, for messages once it is reaped.
+    child_pid: u32,
     /// How the last run ended.
     last: Option<ExitStatus>,
     /// A stop was requested (SIGTERM or SIGINT).
@@ -221,7 +264,7 @@ pub fn run(opts: &RunOptions) -> i32 {
     let pid1 = rustix::process::getpid().is_init();
     let orphans = pid1 || opts.subreaper;
     let reaper = Reaper::builder()
-        .handle_signals(&FORWARDED)
+        .handle_signals(&handled())
         .reap_orphans(orphans)
         .subreaper(opts.subreaper && !pid1)
         .build();
@@ -261,6 +304,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         cmd,
         restarter: Restarter::new(opts.restart),
         child: None,
+        child_pid: 0,
         last: None,
         stopping: false,
         containment,
@@ -280,6 +324,7 @@ impl Supervisor<'_> {
             Ok(child) => {
                 // The library logs the spawn (and each orphan reaped) at debug.
                 self.child = Some(child.id());
+                self.child_pid = child.pid();
                 Ok(())
             }
             Err(e) => {
@@ -329,6 +374,19 @@ impl Supervisor<'_> {
             }
             Event::Signal { signal, sender_pid } => {
                 log::debug!("received {signal} from pid {sender_pid}");
+                if !is_forwarded(signal) {
+                    // SIGTTIN/SIGTTOU (see `handled`).
+                    log::debug!("{signal} not forwarded: pidreap ignores SIGTTIN and SIGTTOU");
+                    return None;
+                }
+                if sender_pid == rustix::process::getpid().as_raw_nonzero().get() {
+                    // Blocked signals are queued even when ignored: this is
+                    // the SIGPIPE (or SIGXFSZ) of one of pidreap's own
+                    // writes, to a closed stderr for example. Not the
+                    // child's business.
+                    log::debug!("{signal} raised by pidreap itself: not forwarded");
+                    return None;
+                }
                 self.signalled(signal)
             }
             // During a stop the ladder is already at work on the rest.
@@ -411,6 +469,17 @@ impl Supervisor<'_> {
             log::debug!("{signal} dropped: no child is running");
             return None;
         };
+        let pid = self.child_pid;
+        if self.reaper.pid(id).is_none() {
+            // Reaped in the same poll that read this signal: its exit is
+            // the next event. A stop request still means no restart.
+            log::debug!("{signal} not forwarded: the child (pid {pid}) has already exited");
+            if stop {
+                self.stopping = true;
+                self.restarter.stop();
+            }
+            return None;
+        }
         // A nested pidreap turns SIGTERM into --stop-signal itself.
         let forward = if signal == Signal::TERM && !self.nested {
             self.opts.stop_signal
@@ -437,8 +506,13 @@ impl Supervisor<'_> {
         } else {
             self.reaper.signal(id, forward)
         };
-        if let Err(e) = sent {
-            log::error!("forwarding {forward} failed: {e}");
+        match sent {
+            Ok(true) => {}
+            // Exited, not yet reaped: nothing to deliver to.
+            Ok(false) => {
+                log::debug!("{forward} not delivered: the child (pid {pid}) has already exited")
+            }
+            Err(e) => log::error!("forwarding {forward} to the child (pid {pid}) failed: {e}"),
         }
         if stop && !self.stopping {
             self.stopping = true;
