@@ -37,9 +37,11 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
     let pgid = match (cmd.setsid, cmd.pgid()) {
         (false, pgid) => pgid,
         (true, None | Some(0)) => None,
-        (true, Some(pgid)) => return Err(Error::InvalidInput(format!(
+        (true, Some(pgid)) => {
+            return Err(Error::InvalidInput(format!(
             "setsid and process group {pgid} exclude each other: a new session leads a new group"
-        ))),
+        )))
+        }
     };
     Ok(SpawnPlan {
         request: SpawnRequest {
