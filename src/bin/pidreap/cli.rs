@@ -114,7 +114,7 @@ impl Default for RunOptions {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Request {
-    Run(RunOptions),
+    Run(Box<RunOptions>),
     Help,
     Version,
 }
@@ -449,7 +449,7 @@ pub fn parse_run_with_env(
         }
         opts.forward_to = ForwardTo::Group;
     }
-    Ok(Request::Run(opts))
+    Ok(Request::Run(Box::new(opts)))
 }
 
 /// Sets option `--name` (one that takes a value) from `value`; the error
@@ -627,7 +627,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<RunOptions, String> {
         match parse_run(args.iter().map(OsString::from).collect()) {
-            Ok(Request::Run(o)) => Ok(o),
+            Ok(Request::Run(o)) => Ok(*o),
             Ok(other) => Err(format!("{other:?}")),
             Err(UsageError(e)) => Err(e),
         }
@@ -738,7 +738,7 @@ mod tests {
             .collect();
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match parse_run_with_env(args.iter().map(OsString::from).collect(), lookup) {
-            Ok(Request::Run(o)) => Ok(o),
+            Ok(Request::Run(o)) => Ok(*o),
             Ok(other) => Err(format!("{other:?}")),
             Err(UsageError(e)) => Err(e),
         }
