@@ -216,6 +216,7 @@ pub struct Command {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdio: [Stdio; 3],
     pgid: Option<i32>,
+    pub(crate) setsid: bool,
     pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
@@ -239,6 +240,7 @@ impl Command {
             cwd: None,
             stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
             pgid: None,
+            setsid: false,
             containment: Containment::None,
             death_signal: Some(Signal::KILL),
             ladder: None,
@@ -343,6 +345,25 @@ impl Command {
         self
     }
 
+    /// Starts the child in a new session (`setsid(2)` before exec), as
+    /// dumb-init does by default: it leads a new session and a new process
+    /// group, has no controlling terminal, and is stopped as a group (as
+    /// with `process_group(0)`). Combines with [`Containment`]; setting a
+    /// [`process_group`](Command::process_group) other than 0 as well makes
+    /// the spawn fail with [`Error::InvalidInput`](crate::Error::InvalidInput),
+    /// since a session leader leads its own group. Default: off.
+    /// [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)
+    pub fn setsid(&mut self, setsid: bool) -> &mut Command {
+        self.setsid = setsid;
+        self
+    }
+
+    /// Whether the child starts a new session, as set with
+    /// [`setsid`](Command::setsid).
+    pub fn get_setsid(&self) -> bool {
+        self.setsid
+    }
+
     /// How much of the child's process tree is stopped with it and dies with
     /// the supervisor: see [`Containment`]. Default: [`Containment::None`].
     /// `ProcessGroup` is the same as `process_group(0)`.
@@ -426,9 +447,10 @@ impl Command {
         }
     }
 
-    /// True when the child leads its own process group.
+    /// True when the child leads its own process group (a new session
+    /// included).
     pub(crate) fn leads_group(&self) -> bool {
-        self.pgid() == Some(0)
+        self.setsid || self.pgid() == Some(0)
     }
 }
 

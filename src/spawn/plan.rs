@@ -32,6 +32,17 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
         None => None,
     };
     let (stdio, child_ends, parent_ends) = stdio(cmd)?;
+    // A new session is a new group led by the child: `setsid` does both,
+    // and fails (EPERM) in a child that already leads a group.
+    let pgid = match (cmd.setsid, cmd.pgid()) {
+        (false, pgid) => pgid,
+        (true, None | Some(0)) => None,
+        (true, Some(pgid)) => {
+            return Err(Error::InvalidInput(format!(
+            "setsid and process group {pgid} exclude each other: a new session leads a new group"
+        )))
+        }
+    };
     Ok(SpawnPlan {
         request: SpawnRequest {
             candidates,
@@ -39,7 +50,8 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             envp,
             cwd,
             stdio,
-            pgid: cmd.pgid(),
+            pgid,
+            setsid: cmd.setsid,
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,

@@ -31,7 +31,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime};
 
-use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
+use pidreap::engine::{Decision, Restarter, StopReason};
 use pidreap::{
     ChildId, Command, Containment, Event, ExitStatus, Reaper, Signal, StopLadder, TreeUsage,
 };
@@ -239,6 +239,7 @@ fn init_command(opts: &RunOptions) -> Command {
             ForwardTo::Child => "child",
             ForwardTo::Group => "group",
         });
+    nested_settings(opts, &mut cmd);
     match opts.verbosity {
         v if v < 0 => {
             cmd.arg("-q");
@@ -253,8 +254,52 @@ fn init_command(opts: &RunOptions) -> Command {
     cmd
 }
 
+/// The settings of the nested init beyond those [`init_command`] passes
+/// at first: `--setsid` (the init starts PROGRAM in a new session), and no
+/// `PIDREAP_*` variables, so the init takes every setting from its command
+/// line and none from what this pidreap read already.
+fn nested_settings(opts: &RunOptions, cmd: &mut Command) {
+    if opts.setsid {
+        cmd.arg("--setsid");
+    }
+    for name in crate::cli::ENV_VARS {
+        cmd.env_remove(name);
+    }
+}
+
+/// `-p SIG`: pidreap itself gets SIG when its parent dies
+/// ([PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)).
+/// A parent that died before the call sends nothing, so the parent's pid is
+/// compared before and after, and a changed one sends SIG now: a forwarded
+/// signal (TERM) then stops the child as usual once it runs.
+fn set_parent_death_signal(sig: Signal) -> Result<(), i32> {
+    let named = rustix::process::Signal::from_named_raw(sig.as_raw())
+        .expect("the parser accepts named signals only");
+    let parent = rustix::process::getppid();
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(named)) {
+        log::error!("setting pidreap's own parent-death signal (prctl PR_SET_PDEATHSIG): {e}");
+        return Err(EXIT_OWN_ERROR);
+    }
+    if rustix::process::getppid() != parent {
+        log::warn!("pidreap's parent exited before -p took effect: sending {sig} now");
+        if let Err(e) = rustix::process::kill_process(rustix::process::getpid(), named) {
+            log::error!("sending {sig} to pidreap itself: {e}");
+            return Err(EXIT_OWN_ERROR);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `pidreap run` and returns the exit code.
 pub fn run(opts: &RunOptions) -> i32 {
+    for warning in crate::cli::foreign_env_warnings(|name| std::env::var(name).ok()) {
+        log::warn!("{warning}");
+    }
+    if let Some(sig) = opts.parent_death_signal {
+        if let Err(code) = set_parent_death_signal(sig) {
+            return code;
+        }
+    }
     // Before anything is started: a mechanism that is not there ends
     // pidreap with nothing spawned.
     let containment = match choose(opts.contain) {
@@ -296,6 +341,8 @@ pub fn run(opts: &RunOptions) -> i32 {
         // with pidns the child leads its group as PID 1 of its namespace.
         cmd.process_group(0);
     }
+    // Under pidns the nested init starts PROGRAM in a new session.
+    cmd.setsid(opts.setsid && !nested);
 
     let mut sup = Supervisor {
         nested,
@@ -425,9 +472,9 @@ impl Supervisor<'_> {
         };
         if self.stopping {
             log::info!("the child exited ({summary})");
-            return Some(status.shell_code());
+            return Some(self.opts.exit_code(status.shell_code()));
         }
-        match self.restarter.on_exit(at, ExitKind::of(status), jitter()) {
+        match self.restarter.on_exit_status(at, status, jitter()) {
             Decision::Restart { attempt, delay, .. } => {
                 log::warn!(
                     "the child exited ({summary}): restart attempt {attempt} in {}",
@@ -442,17 +489,29 @@ impl Supervisor<'_> {
                     cfg.max_restarts,
                     show(cfg.window)
                 );
-                Some(status.shell_code())
+                Some(self.opts.exit_code(status.shell_code()))
+            }
+            Decision::GiveUp(StopReason::Prevented) => {
+                log::info!(
+                    "the child exited ({summary}): not restarted (--restart-prevent-exit-status)"
+                );
+                Some(self.opts.exit_code(status.shell_code()))
             }
             Decision::GiveUp(_) => {
                 log::info!("the child exited ({summary})");
-                Some(status.shell_code())
+                Some(self.opts.exit_code(status.shell_code()))
             }
         }
     }
 
     /// A signal arrived on the signalfd.
     fn signalled(&mut self, signal: Signal) -> Option<i32> {
+        // --rewrite FROM:0 drops FROM before pidreap acts on it at all.
+        let rewritten = self.opts.rewritten(signal);
+        if rewritten == Some(None) {
+            log::debug!("{signal} dropped (--rewrite)");
+            return None;
+        }
         let stop = signal == Signal::TERM || signal == Signal::INT;
         let Some(id) = self.child else {
             // No child: we are between runs, in a restart back-off.
@@ -461,10 +520,9 @@ impl Supervisor<'_> {
                 log::info!(
                     "received {signal} during the restart back-off: exiting without a restart"
                 );
-                return Some(
-                    self.last
-                        .map_or(128 + signal.as_raw(), ExitStatus::shell_code),
-                );
+                return Some(self.last.map_or(128 + signal.as_raw(), |status| {
+                    self.opts.exit_code(status.shell_code())
+                }));
             }
             log::debug!("{signal} dropped: no child is running");
             return None;
@@ -486,6 +544,9 @@ impl Supervisor<'_> {
         } else {
             signal
         };
+        // --rewrite FROM:TO changes what the child is sent, not what
+        // pidreap does (SIGTERM and SIGINT still start the ladder).
+        let forward = rewritten.flatten().unwrap_or(forward);
         if stop && self.stopping && signal == Signal::INT {
             log::warn!("second SIGINT: killing the child now");
             if let Err(e) = self.reaper.kill(id) {

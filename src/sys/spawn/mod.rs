@@ -82,6 +82,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) stdio: [ChildFd; 3],
     /// `setpgid(0, pgid)` in the child.
     pub(crate) pgid: Option<i32>,
+    /// `setsid()` in the child (instead of `setpgid`).
+    pub(crate) setsid: bool,
     pub(crate) death_signal: Option<i32>,
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub(crate) nofile: Option<(u64, u64)>,
