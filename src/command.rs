@@ -219,6 +219,7 @@ pub struct Command {
     /// The terminal whose foreground process group the child's group
     /// becomes (see [`Command::foreground_terminal`]).
     pub(crate) terminal: Option<Arc<OwnedFd>>,
+    pub(crate) setsid: bool,
     pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
@@ -251,6 +252,7 @@ impl Command {
             stdio: [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
             pgid: None,
             terminal: None,
+            setsid: false,
             containment: Containment::None,
             death_signal: Some(Signal::KILL),
             ladder: None,
@@ -378,9 +380,31 @@ impl Command {
     /// has exited. Only take the terminal when this process's group holds
     /// it ([`is_foreground`](crate::is_foreground)): a supervisor started in
     /// the background must not steal it from the shell's foreground job.
+    /// A child in a new session ([`setsid`](Command::setsid)) has no
+    /// controlling terminal: asking for both fails the spawn with
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput).
     pub fn foreground_terminal(&mut self, terminal: impl Into<OwnedFd>) -> &mut Command {
         self.terminal = Some(Arc::new(terminal.into()));
         self
+    }
+
+    /// Starts the child in a new session (`setsid(2)` before exec), as
+    /// dumb-init does by default: it leads a new session and a new process
+    /// group, has no controlling terminal, and is stopped as a group (as
+    /// with `process_group(0)`). Combines with [`Containment`]; setting a
+    /// [`process_group`](Command::process_group) other than 0 as well makes
+    /// the spawn fail with [`Error::InvalidInput`](crate::Error::InvalidInput),
+    /// since a session leader leads its own group. Default: off.
+    /// [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)
+    pub fn setsid(&mut self, setsid: bool) -> &mut Command {
+        self.setsid = setsid;
+        self
+    }
+
+    /// Whether the child starts a new session, as set with
+    /// [`setsid`](Command::setsid).
+    pub fn get_setsid(&self) -> bool {
+        self.setsid
     }
 
     /// How much of the child's process tree is stopped with it and dies with
@@ -466,9 +490,10 @@ impl Command {
         }
     }
 
-    /// True when the child leads its own process group.
+    /// True when the child leads its own process group (a new session
+    /// included).
     pub(crate) fn leads_group(&self) -> bool {
-        self.pgid() == Some(0)
+        self.setsid || self.pgid() == Some(0)
     }
 }
 

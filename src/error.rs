@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::engine::ChildId;
+use crate::signal::Signal;
 
 /// Everything that can go wrong, each variant naming what failed.
 ///
@@ -87,6 +88,16 @@ pub enum Error {
     /// The id names no live child of this reaper.
     #[error("no live child {0}")]
     NoSuchChild(ChildId),
+    /// A signal given to [`block_signals`](crate::block_signals) or
+    /// [`handle_signals`](crate::ReaperBuilder::handle_signals) cannot be
+    /// blocked and read from a signalfd; nothing was blocked.
+    #[error("{signal} cannot be blocked: {reason}")]
+    SignalNotBlockable {
+        /// The signal.
+        signal: Signal,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl Error {

@@ -1,8 +1,6 @@
 //! Process-wide setup: what to call at the top of `main`, before any
 //! thread exists.
 
-use std::io;
-
 use crate::error::{Error, Result};
 use crate::signal::Signal;
 use crate::sys::{fd, signals};
@@ -17,14 +15,29 @@ pub const STOP_SIGNALS: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, S
 /// thread does not block is delivered there instead of to the signalfd
 /// ([signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)).
 ///
-/// Fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP,
-/// SIGSYS) and SIGKILL/SIGSTOP are refused. Children never inherit the
-/// blocked mask: they get back the mask the process had before the first
-/// call.
+/// Refused with [`Error::SignalNotBlockable`], before anything is blocked:
+/// SIGKILL and SIGSTOP (the kernel never blocks them), the synchronous
+/// fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS: blocked,
+/// a fault kills the process without a handler), and signals 32 and 33,
+/// which the C library keeps for itself ([`Signal::is_reserved`]). SIGABRT
+/// may be blocked: `abort(3)` unblocks it before raising it
+/// ([abort(3)](https://man7.org/linux/man-pages/man3/abort.3.html)).
+/// Children never inherit the blocked mask: they get back the mask the
+/// process had before the first call.
+///
+/// ```
+/// use pidreap::{Error, Signal};
+/// let reserved = Signal::from_raw(32).unwrap();
+/// let e = pidreap::block_signals(&[Signal::USR1, reserved]).unwrap_err();
+/// assert!(matches!(e, Error::SignalNotBlockable { signal, .. } if signal == reserved));
+/// ```
 pub fn block_signals(signals: &[Signal]) -> Result<()> {
-    signals::block(signals).map_err(|source| match source.kind() {
-        io::ErrorKind::InvalidInput => Error::InvalidInput(source.to_string()),
-        _ => Error::Os {
+    signals::block(signals).map_err(|e| match e {
+        signals::BlockError::Unblockable(u) => Error::SignalNotBlockable {
+            signal: u.signal,
+            reason: u.reason,
+        },
+        signals::BlockError::Os(source) => Error::Os {
             op: "blocking signals (rt_sigprocmask)",
             source,
         },

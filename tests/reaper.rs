@@ -966,6 +966,64 @@ fn process_group_is_stopped_as_a_whole() {
     });
 }
 
+/// (session, process group, controlling tty) from `/proc/PID/stat`, see
+/// [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html).
+fn session_group_tty(pid: u32) -> Option<(i32, i32, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
+    let field = |i: usize| fields.get(i)?.parse().ok();
+    Some((field(3)?, field(2)?, field(4)?))
+}
+
+/// `setsid(true)`: the child leads a new session and a new group, and the
+/// ladder reaches its whole group, as with `process_group(0)`. Combined
+/// with `process_group(0)` (or group containment) it is the same; with
+/// another group it is refused before anything starts.
+#[test]
+fn setsid_starts_a_session_stopped_as_a_group() {
+    let mut guard = Guard::new();
+    let mut reaper = reaper();
+    for also_group in [false, true] {
+        let mut cmd = sh("trap '' TERM; sleep 60 >/dev/null 2>&1 & echo $!; echo ready; wait");
+        cmd.setsid(true)
+            .stdout(Stdio::piped())
+            .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_millis(300)));
+        if also_group {
+            cmd.process_group(0);
+        }
+        assert!(cmd.get_setsid());
+        let mut child = reaper.spawn(&cmd).expect("spawn");
+        guard.track(child.pid());
+        let mut out = Lines::new(child.stdout.take().unwrap());
+        let bg: u32 = out.line(LONG, "the background pid").parse().expect("a pid");
+        guard.track(bg);
+        assert_eq!(out.line(LONG, "ready"), "ready");
+        let me = child.pid() as i32;
+        assert_eq!(
+            session_group_tty(child.pid()),
+            Some((me, me, 0)),
+            "leads a session and a group, without a controlling terminal"
+        );
+        let sleeper = Proc::of(bg);
+        support::wait_until(LONG, "the background job is `sleep`", || {
+            sleeper.stat().is_some_and(|s| s.comm == "sleep")
+        });
+        assert_eq!(session_group_tty(bg).map(|(sid, ..)| sid), Some(me));
+        reaper.stop(child.id()).unwrap();
+        let exit = exit_of(&mut reaper, child.id());
+        assert_eq!(exit.status.signal(), Some(Signal::KILL), "{exit:?}");
+        support::wait_until(LONG, "the background sleep is dead too", || {
+            sleeper.is_dead()
+        });
+    }
+    let mut cmd = sh("exit 0");
+    cmd.setsid(true).process_group(1);
+    match reaper.spawn(&cmd) {
+        Err(Error::InvalidInput(msg)) => assert!(msg.contains("setsid"), "{msg}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
 #[test]
 fn wait_returns_the_childs_exit_and_keeps_other_events() {
     let mut guard = Guard::new();

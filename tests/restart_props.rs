@@ -4,14 +4,17 @@
 use std::time::{Duration, Instant};
 
 use pidreap::engine::{
-    Backoff, Decision, ExitKind, RestartConfig, RestartPolicy, Restarter, StopReason,
+    Backoff, Decision, ExitKind, ExitStatusSet, RestartConfig, RestartPolicy, Restarter, StopReason,
 };
+use pidreap::{ExitStatus, Signal};
 use proptest::prelude::*;
 
 fn policy() -> impl Strategy<Value = RestartPolicy> {
     prop_oneof![
         Just(RestartPolicy::Never),
+        Just(RestartPolicy::OnSuccess),
         Just(RestartPolicy::OnFailure),
+        Just(RestartPolicy::OnAbnormal),
         Just(RestartPolicy::Always)
     ]
 }
@@ -33,6 +36,7 @@ fn config() -> impl Strategy<Value = RestartConfig> {
             max_restarts,
             window: Duration::from_millis(window),
             backoff,
+            ..RestartConfig::default()
         },
     )
 }
@@ -48,22 +52,53 @@ struct Step {
     stop_during_backoff: bool,
 }
 
+fn kind() -> impl Strategy<Value = ExitKind> {
+    prop_oneof![
+        Just(ExitKind::Success),
+        Just(ExitKind::Failure),
+        Just(ExitKind::Abnormal)
+    ]
+}
+
+/// Exit statuses: every code, and a few signals.
+fn status() -> impl Strategy<Value = ExitStatus> {
+    prop_oneof![
+        (0i32..256).prop_map(ExitStatus::Exited),
+        (1i32..65).prop_map(|n| ExitStatus::Signaled {
+            signal: Signal::from_raw(n).unwrap(),
+            core_dumped: false,
+        }),
+        Just(ExitStatus::Unknown),
+    ]
+}
+
+/// A set of a few codes and signals.
+fn status_set() -> impl Strategy<Value = ExitStatusSet> {
+    prop::collection::vec(status(), 0..6).prop_map(|statuses| {
+        let mut set = ExitStatusSet::new();
+        for s in statuses {
+            match s {
+                ExitStatus::Exited(c) => set.insert_code(c as u8),
+                ExitStatus::Signaled { signal, .. } => set.insert_signal(signal),
+                ExitStatus::Unknown => &mut set,
+            };
+        }
+        set
+    })
+}
+
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(
         (
             0u64..30_000,
-            any::<bool>(),
+            kind(),
             any::<u64>(),
             0u64..500,
             prop::bool::weighted(0.05),
         )
-            .prop_map(|(ran, ok, random, late, stop)| Step {
+            .prop_map(|(ran, kind, random, late, stop)| Step {
                 ran_for: Duration::from_millis(ran),
-                kind: if ok {
-                    ExitKind::Success
-                } else {
-                    ExitKind::Failure
-                },
+                kind,
                 random,
                 late_by: Duration::from_millis(late),
                 stop_during_backoff: stop,
@@ -180,5 +215,78 @@ proptest! {
             prop_assert_eq!(r.poll_timeout(), None);
         }
         prop_assert_eq!(r.on_exit(stop_at, ExitKind::Failure, random), Decision::GiveUp(StopReason::Stopped));
+    }
+
+    /// `on_exit_status`: a status in the prevent set never restarts, under
+    /// any policy; one in the success set restarts exactly when the policy
+    /// restarts a success; any other as its own kind.
+    #[test]
+    fn exit_status_sets_decide_as_systemd_does(
+        cfg in config(),
+        success in status_set(),
+        prevent in status_set(),
+        status in status(),
+        random in any::<u64>(),
+    ) {
+        let cfg = RestartConfig {
+            max_restarts: cfg.max_restarts.max(1),
+            success_exit_status: success,
+            prevent_exit_status: prevent,
+            ..cfg
+        };
+        let t0 = Instant::now();
+        let mut r = Restarter::new(cfg);
+        r.started(t0);
+        let kind = if success.contains(status) { ExitKind::Success } else { ExitKind::of(status) };
+        let restarts = matches!(r.on_exit_status(t0, status, random), Decision::Restart { .. });
+        if prevent.contains(status) {
+            prop_assert!(!restarts);
+            prop_assert_eq!(r.done(), Some(StopReason::Prevented));
+        } else {
+            prop_assert_eq!(restarts, cfg.policy.wants_restart(kind));
+        }
+    }
+
+    /// With limits above the exact history (buckets), the limit still holds
+    /// in every window, and the history stays small.
+    #[test]
+    fn large_limits_hold_in_every_window(
+        max_restarts in 1025u32..3000,
+        window in 1u64..2_000,
+        gaps in prop::collection::vec(0u64..3_000, 1..6_000),
+    ) {
+        let cfg = RestartConfig {
+            policy: RestartPolicy::Always,
+            max_restarts,
+            window: Duration::from_millis(window),
+            backoff: Backoff::new(Duration::ZERO, Duration::ZERO).unwrap(),
+            ..RestartConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut r = Restarter::new(cfg);
+        r.started(t0);
+        let mut now = t0;
+        let mut spawns: Vec<Instant> = Vec::new();
+        for gap in gaps {
+            // Microseconds apart: thousands of restarts per window.
+            now += Duration::from_micros(gap);
+            match r.on_exit(now, ExitKind::Failure, 0) {
+                Decision::Restart { at, .. } => {
+                    prop_assert!(r.poll_spawn(at).is_some());
+                    spawns.push(at);
+                }
+                Decision::GiveUp(reason) => {
+                    prop_assert_eq!(reason, StopReason::LimitReached);
+                    break;
+                }
+            }
+        }
+        let mut start = 0;
+        for (i, &end) in spawns.iter().enumerate() {
+            while spawns[start] + cfg.window <= end {
+                start += 1;
+            }
+            prop_assert!(i + 1 - start <= max_restarts as usize, "{} in a window", i + 1 - start);
+        }
     }
 }

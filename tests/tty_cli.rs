@@ -377,3 +377,33 @@ fn a_background_pidreap_takes_no_terminal() {
     assert_eq!(groups(&seen, "after"), (shell, shell), "{seen:?}");
     assert_eq!(session.wait(), Some(0), "the session's shell failed");
 }
+
+/// With `--setsid` (dumb-init's way) the child leads a new session, which
+/// has no controlling terminal: pidreap hands nothing on, the program runs
+/// and its status comes back, and the shell keeps the terminal.
+#[test]
+fn setsid_hands_no_terminal_on() {
+    support::watchdog(Duration::from_secs(300));
+    let mut pty = Pty::open();
+    // tty_nr (field 7) is 0 without a controlling terminal.
+    let program = "set -- $(cat /proc/self/stat); echo \"child sid=$6 tty=$7\"; exit 9";
+    let script = format!(
+        "prog=$1; {}; '{BIN}' run --setsid --contain none -- sh -c \"$prog\"; \
+         echo pidreap-exit=$?; {}",
+        show_groups("before"),
+        show_groups("after"),
+    );
+    let mut session = pty.start_session(&script, &[program]);
+    let seen = pty.until("before pgrp=");
+    let (shell, _) = groups(&seen, "before");
+    let seen = pty.until("pidreap-exit=");
+    assert!(seen.contains("tty=0"), "the child has a terminal: {seen:?}");
+    assert!(
+        !seen.contains(&format!("sid={shell} ")),
+        "the child is in the shell's session: {seen:?}"
+    );
+    assert!(seen.contains("pidreap-exit=9"), "{seen:?}");
+    let seen = pty.until("after pgrp=");
+    assert_eq!(groups(&seen, "after"), (shell, shell), "{seen:?}");
+    assert_eq!(session.wait(), Some(0), "the session's shell failed");
+}

@@ -78,8 +78,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use restart::{
-    Backoff, Decision, ExitKind, ParsePolicyError, RestartConfig, RestartPolicy, Restarter,
-    StopReason,
+    Backoff, Decision, ExitKind, ExitStatusSet, ParseExitStatusSetError, ParsePolicyError,
+    RestartConfig, RestartPolicy, Restarter, StopReason,
 };
 
 pub(crate) use id::{ChildId, GroupId};

@@ -6,14 +6,35 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// When a child that exited is started again.
+use crate::signal::Signal;
+use crate::status::ExitStatus;
+
+/// When a child that exited is started again. The names and meanings
+/// follow systemd's `Restart=`
+/// ([systemd.service(5)](https://man7.org/linux/man-pages/man5/systemd.service.5.html)),
+/// for the exits a supervisor without start timeouts or watchdog sees:
+///
+/// | exit | `never` | `on-success` | `on-failure` | `on-abnormal` | `always` |
+/// |---|---|---|---|---|---|
+/// | [`Success`](ExitKind::Success) | | restart | | | restart |
+/// | [`Failure`](ExitKind::Failure) | | | restart | | restart |
+/// | [`Abnormal`](ExitKind::Abnormal) | | | restart | restart | restart |
+///
+/// Unlike systemd, no signal counts as a clean exit by default (systemd
+/// counts SIGHUP, SIGINT, SIGTERM and SIGPIPE as clean): list the ones that
+/// should in [`RestartConfig::success_exit_status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RestartPolicy {
     /// Never: the child's exit is final (the default).
     #[default]
     Never,
+    /// When it succeeded: exit code 0 (or a status listed as success).
+    OnSuccess,
     /// When it failed: a non-zero exit code, or killed by a signal.
     OnFailure,
+    /// When it was killed by a signal (systemd's "unclean signal"), not when
+    /// it exited with any code.
+    OnAbnormal,
     /// Whenever it exits, successfully or not.
     Always,
 }
@@ -23,7 +44,9 @@ impl RestartPolicy {
     pub fn wants_restart(self, kind: ExitKind) -> bool {
         match self {
             RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => kind == ExitKind::Failure,
+            RestartPolicy::OnSuccess => kind == ExitKind::Success,
+            RestartPolicy::OnFailure => kind != ExitKind::Success,
+            RestartPolicy::OnAbnormal => kind == ExitKind::Abnormal,
             RestartPolicy::Always => true,
         }
     }
@@ -33,7 +56,9 @@ impl fmt::Display for RestartPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RestartPolicy::Never => "never",
+            RestartPolicy::OnSuccess => "on-success",
             RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::OnAbnormal => "on-abnormal",
             RestartPolicy::Always => "always",
         })
     }
@@ -41,17 +66,22 @@ impl fmt::Display for RestartPolicy {
 
 /// The error from parsing a [`RestartPolicy`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown restart policy {0:?} (expected never, on-failure or always)")]
+#[error(
+    "unknown restart policy {0:?} (expected never, on-success, on-failure, on-abnormal or always)"
+)]
 pub struct ParsePolicyError(String);
 
 impl FromStr for RestartPolicy {
     type Err = ParsePolicyError;
 
-    /// Parses `never`, `on-failure` or `always` (as `Display` writes them).
+    /// Parses `never`, `on-success`, `on-failure`, `on-abnormal` or
+    /// `always` (as `Display` writes them).
     fn from_str(s: &str) -> Result<RestartPolicy, ParsePolicyError> {
         match s {
             "never" => Ok(RestartPolicy::Never),
+            "on-success" => Ok(RestartPolicy::OnSuccess),
             "on-failure" => Ok(RestartPolicy::OnFailure),
+            "on-abnormal" => Ok(RestartPolicy::OnAbnormal),
             "always" => Ok(RestartPolicy::Always),
             _ => Err(ParsePolicyError(s.to_owned())),
         }
@@ -61,20 +91,120 @@ impl FromStr for RestartPolicy {
 /// How a child ended, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
-    /// Exit code 0.
+    /// Exit code 0 (or a status listed in
+    /// [`RestartConfig::success_exit_status`]).
     Success,
-    /// Any other exit code, a signal, or an unknown status.
+    /// Any other exit code.
     Failure,
+    /// Killed by a signal, or an unknown status (systemd's "unclean
+    /// signal").
+    Abnormal,
 }
 
 impl ExitKind {
     /// The kind of a reaped child's status.
-    pub fn of(status: crate::status::ExitStatus) -> ExitKind {
-        if status.success() {
-            ExitKind::Success
-        } else {
-            ExitKind::Failure
+    pub fn of(status: ExitStatus) -> ExitKind {
+        match status {
+            ExitStatus::Exited(0) => ExitKind::Success,
+            ExitStatus::Exited(_) => ExitKind::Failure,
+            ExitStatus::Signaled { .. } | ExitStatus::Unknown => ExitKind::Abnormal,
         }
+    }
+}
+
+/// A set of exit statuses: exit codes (0 to 255) and signals (1 to 64),
+/// as systemd's `SuccessExitStatus=` and `RestartPreventExitStatus=` take
+/// them ([systemd.service(5)](https://man7.org/linux/man-pages/man5/systemd.service.5.html)).
+///
+/// ```
+/// use pidreap::engine::ExitStatusSet;
+/// use pidreap::{ExitStatus, Signal};
+///
+/// let set: ExitStatusSet = "75, 143 SIGTERM".parse().unwrap();
+/// assert!(set.contains(ExitStatus::Exited(75)));
+/// assert!(set.contains(ExitStatus::Signaled { signal: Signal::TERM, core_dumped: false }));
+/// assert!(!set.contains(ExitStatus::Exited(0)));
+/// assert!("256".parse::<ExitStatusSet>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitStatusSet {
+    /// Bit `c` for exit code `c`.
+    codes: [u64; 4],
+    /// Bit `n - 1` for signal `n`.
+    signals: u64,
+}
+
+impl ExitStatusSet {
+    /// The empty set.
+    pub const fn new() -> ExitStatusSet {
+        ExitStatusSet {
+            codes: [0; 4],
+            signals: 0,
+        }
+    }
+
+    /// Adds exit code `code`.
+    pub fn insert_code(&mut self, code: u8) -> &mut ExitStatusSet {
+        self.codes[usize::from(code / 64)] |= 1 << (code % 64);
+        self
+    }
+
+    /// Adds "killed by `signal`".
+    pub fn insert_signal(&mut self, signal: Signal) -> &mut ExitStatusSet {
+        self.signals |= 1 << (signal.as_raw() - 1);
+        self
+    }
+
+    /// Adds every member of `other`.
+    pub fn extend(&mut self, other: &ExitStatusSet) -> &mut ExitStatusSet {
+        for (mine, theirs) in self.codes.iter_mut().zip(other.codes) {
+            *mine |= theirs;
+        }
+        self.signals |= other.signals;
+        self
+    }
+
+    /// True if the set holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.signals == 0 && self.codes.iter().all(|&c| c == 0)
+    }
+
+    /// Whether `status` is in the set (an unknown status never is).
+    pub fn contains(&self, status: ExitStatus) -> bool {
+        match status {
+            ExitStatus::Exited(code) => u8::try_from(code)
+                .is_ok_and(|c| self.codes[usize::from(c / 64)] & (1 << (c % 64)) != 0),
+            ExitStatus::Signaled { signal, .. } => self.signals & (1 << (signal.as_raw() - 1)) != 0,
+            ExitStatus::Unknown => false,
+        }
+    }
+}
+
+/// The error from parsing an [`ExitStatusSet`]: names the word that is
+/// neither an exit code nor a signal name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is neither an exit code (0 to 255) nor a signal name (TERM, SIGTERM)")]
+pub struct ParseExitStatusSetError(String);
+
+impl FromStr for ExitStatusSet {
+    type Err = ParseExitStatusSetError;
+
+    /// Parses exit codes and signal names separated by spaces or commas:
+    /// `"75 143 SIGTERM"`, `"1,2,HUP"`. A number is always an exit code
+    /// (write a signal by name); an empty string is the empty set.
+    fn from_str(s: &str) -> Result<ExitStatusSet, ParseExitStatusSetError> {
+        let mut set = ExitStatusSet::new();
+        for word in s.split([' ', ',', '\t']).filter(|w| !w.is_empty()) {
+            let bad = || ParseExitStatusSetError(word.to_owned());
+            if word.bytes().all(|b| b.is_ascii_digit()) {
+                set.insert_code(word.parse().map_err(|_| bad())?);
+            } else if word.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                set.insert_signal(word.parse().map_err(|_| bad())?);
+            } else {
+                return Err(bad());
+            }
+        }
+        Ok(set)
     }
 }
 
@@ -153,6 +283,14 @@ pub struct RestartConfig {
     pub window: Duration,
     /// The delay before each restart.
     pub backoff: Backoff,
+    /// Statuses that count as a success besides exit code 0, for the
+    /// policy (systemd's `SuccessExitStatus=`); used by
+    /// [`Restarter::on_exit_status`].
+    pub success_exit_status: ExitStatusSet,
+    /// Statuses after which the child is never restarted, whatever the
+    /// policy (systemd's `RestartPreventExitStatus=`); used by
+    /// [`Restarter::on_exit_status`].
+    pub prevent_exit_status: ExitStatusSet,
 }
 
 impl Default for RestartConfig {
@@ -164,6 +302,8 @@ impl Default for RestartConfig {
             max_restarts: 10,
             window: Duration::from_secs(60),
             backoff: Backoff::default(),
+            success_exit_status: ExitStatusSet::new(),
+            prevent_exit_status: ExitStatusSet::new(),
         }
     }
 }
@@ -177,6 +317,8 @@ pub enum StopReason {
     LimitReached,
     /// [`Restarter::stop`] was called.
     Stopped,
+    /// The exit status is in [`RestartConfig::prevent_exit_status`].
+    Prevented,
 }
 
 impl fmt::Display for StopReason {
@@ -185,6 +327,7 @@ impl fmt::Display for StopReason {
             StopReason::Policy => "the restart policy does not restart this exit",
             StopReason::LimitReached => "the restart limit was reached",
             StopReason::Stopped => "a stop was requested",
+            StopReason::Prevented => "the exit status prevents a restart",
         })
     }
 }
@@ -205,6 +348,18 @@ pub enum Decision {
     },
     /// Do not start it again; the supervisor is done.
     GiveUp(StopReason),
+}
+
+/// Up to this many restarts per window, the restarter keeps every spawn
+/// instant that can still count; above it, buckets (see [`Restarter`]).
+const EXACT_HISTORY: u64 = 1024;
+
+/// Restarts spawned from `first` to `last`, counted at `last`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    first: Instant,
+    last: Instant,
+    count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +404,7 @@ enum State {
 ///     max_restarts: 2,
 ///     window: Duration::from_secs(60),
 ///     backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
+///     ..RestartConfig::default()
 /// };
 /// let mut r = Restarter::new(config);
 /// let t0 = Instant::now();
@@ -291,12 +447,26 @@ enum State {
 /// the instant it was spawned). The back-off: the `k`-th restart of a run of
 /// failures waits [`Backoff::delay`]`(k)`; a child that ran for at least
 /// `window` starts a new run (`k` back to 1).
+///
+/// # Memory and time
+///
+/// The restarter remembers at most the last `max_restarts` spawn instants
+/// (older ones can never decide the limit), and each exit costs the same
+/// however many restarts came before. Above a `max_restarts` of 1,024 it
+/// keeps, instead, at most about 1,024 buckets of restarts, each
+/// spanning at most `window / 1024` and counted as if all its
+/// restarts had happened at its last one: a bucket leaves the window that
+/// much later than its first restart would, so the limit may be reached
+/// up to `window / 1024` earlier than an exact count would say, never
+/// later.
 #[derive(Debug, Clone)]
 pub struct Restarter {
     config: RestartConfig,
     state: State,
-    /// Spawn instants of the restarts that may still be inside a window.
-    history: VecDeque<Instant>,
+    /// The restarts that may still be inside a window, oldest first.
+    history: VecDeque<Bucket>,
+    /// The sum of the buckets' counts.
+    in_history: u64,
     /// Restarts in the current run of failures.
     streak: u32,
     /// Restarts so far, in total.
@@ -310,6 +480,7 @@ impl Restarter {
             config,
             state: State::Idle,
             history: VecDeque::new(),
+            in_history: 0,
             streak: 0,
             attempts: 0,
         }
@@ -326,6 +497,27 @@ impl Restarter {
         if !matches!(self.state, State::Done(_)) {
             self.state = State::Running { since: now };
         }
+    }
+
+    /// The child exited at `now` with `status`: restart it, or give up.
+    /// Classifies the status with the configuration's
+    /// [`success_exit_status`](RestartConfig::success_exit_status) and
+    /// [`prevent_exit_status`](RestartConfig::prevent_exit_status) (a
+    /// status in the latter gives up with [`StopReason::Prevented`]), then
+    /// decides as [`on_exit`](Restarter::on_exit).
+    pub fn on_exit_status(&mut self, now: Instant, status: ExitStatus, random: u64) -> Decision {
+        if let State::Done(reason) = self.state {
+            return Decision::GiveUp(reason);
+        }
+        if self.config.prevent_exit_status.contains(status) {
+            return self.give_up(StopReason::Prevented);
+        }
+        let kind = if self.config.success_exit_status.contains(status) {
+            ExitKind::Success
+        } else {
+            ExitKind::of(status)
+        };
+        self.on_exit(now, kind, random)
     }
 
     /// The child exited at `now`: restart it, or give up. `random` picks
@@ -349,20 +541,56 @@ impl Restarter {
             .delay(self.streak.saturating_add(1), random);
         let at = later(now, delay);
         // Restarts inside (at - window, at], the window that would end
-        // with this one. The earlier restarts all happened before `now`.
-        let window = self.config.window;
-        let recent = self
-            .history
-            .iter()
-            .filter(|&&t| t.checked_add(window).is_none_or(|end| end > at))
-            .count();
-        if recent >= self.config.max_restarts as usize {
+        // with this one. The earlier restarts all happened before `now`,
+        // and those out of this window are out of every later one too.
+        self.forget_before(at);
+        if self.in_history >= u64::from(self.config.max_restarts) {
             return self.give_up(StopReason::LimitReached);
         }
         self.streak = self.streak.saturating_add(1);
         let attempt = self.attempts.saturating_add(1);
         self.state = State::BackingOff { at, attempt };
         Decision::Restart { attempt, delay, at }
+    }
+
+    /// Records a restart spawned at `now`: a bucket of its own while
+    /// `max_restarts` is at most [`EXACT_HISTORY`] (and only the last
+    /// `max_restarts` are kept), else into the latest bucket if that began
+    /// less than `window / EXACT_HISTORY` ago.
+    fn remember(&mut self, now: Instant) {
+        let max = u64::from(self.config.max_restarts);
+        let span = self.config.window / EXACT_HISTORY as u32;
+        match self.history.back_mut() {
+            Some(b) if max > EXACT_HISTORY && now.saturating_duration_since(b.first) < span => {
+                b.last = b.last.max(now);
+                b.count = b.count.saturating_add(1);
+            }
+            _ => self.history.push_back(Bucket {
+                first: now,
+                last: now,
+                count: 1,
+            }),
+        }
+        self.in_history = self.in_history.saturating_add(1);
+        while self.in_history > max {
+            let Some(oldest) = self.history.pop_front() else {
+                break;
+            };
+            self.in_history -= u64::from(oldest.count);
+        }
+        self.forget_before(now);
+    }
+
+    /// Forgets the buckets that are out of the window ending at `end`.
+    fn forget_before(&mut self, end: Instant) {
+        let window = self.config.window;
+        while let Some(oldest) = self.history.front() {
+            if oldest.last.checked_add(window).is_none_or(|out| out > end) {
+                break;
+            }
+            self.in_history -= u64::from(oldest.count);
+            self.history.pop_front();
+        }
     }
 
     fn give_up(&mut self, reason: StopReason) -> Decision {
@@ -390,15 +618,7 @@ impl Restarter {
             return None;
         }
         self.attempts = attempt;
-        self.history.push_back(now);
-        let window = self.config.window;
-        while self
-            .history
-            .front()
-            .is_some_and(|&t| t.checked_add(window).is_some_and(|end| end <= now))
-        {
-            self.history.pop_front();
-        }
+        self.remember(now);
         self.state = State::Running { since: now };
         Some(attempt)
     }
@@ -458,6 +678,7 @@ mod tests {
             max_restarts: max,
             window,
             backoff: Backoff::new(ms(100), ms(1000)).unwrap(),
+            ..RestartConfig::default()
         }
     }
 
@@ -469,9 +690,18 @@ mod tests {
         assert!(RestartPolicy::OnFailure.wants_restart(Failure));
         assert!(!RestartPolicy::OnFailure.wants_restart(Success));
         assert!(RestartPolicy::Always.wants_restart(Success));
+        assert!(RestartPolicy::OnFailure.wants_restart(Abnormal));
+        assert!(RestartPolicy::OnAbnormal.wants_restart(Abnormal));
+        assert!(!RestartPolicy::OnAbnormal.wants_restart(Failure));
+        assert!(!RestartPolicy::OnAbnormal.wants_restart(Success));
+        assert!(RestartPolicy::OnSuccess.wants_restart(Success));
+        assert!(!RestartPolicy::OnSuccess.wants_restart(Failure));
+        assert!(!RestartPolicy::OnSuccess.wants_restart(Abnormal));
         for p in [
             RestartPolicy::Never,
+            RestartPolicy::OnSuccess,
             RestartPolicy::OnFailure,
+            RestartPolicy::OnAbnormal,
             RestartPolicy::Always,
         ] {
             assert_eq!(p.to_string().parse::<RestartPolicy>(), Ok(p));
@@ -479,7 +709,12 @@ mod tests {
         assert!("sometimes".parse::<RestartPolicy>().is_err());
         assert_eq!(ExitKind::of(crate::status::ExitStatus::Exited(0)), Success);
         assert_eq!(ExitKind::of(crate::status::ExitStatus::Exited(1)), Failure);
-        assert_eq!(ExitKind::of(crate::status::ExitStatus::Unknown), Failure);
+        assert_eq!(ExitKind::of(crate::status::ExitStatus::Unknown), Abnormal);
+        let killed = ExitStatus::Signaled {
+            signal: Signal::KILL,
+            core_dumped: false,
+        };
+        assert_eq!(ExitKind::of(killed), Abnormal);
     }
 
     #[test]
@@ -606,5 +841,165 @@ mod tests {
             Some(StopReason::Stopped),
             "started() does not revive it"
         );
+    }
+
+    /// Runs `exits` quick failures `gap` apart (no back-off) and returns
+    /// how many restarts were granted and the longest history seen.
+    fn fail_fast(r: &mut Restarter, exits: u64, gap: Duration) -> (u64, usize) {
+        let t0 = Instant::now();
+        r.started(t0);
+        let (mut granted, mut longest) = (0, 0);
+        for i in 0..exits {
+            match r.on_exit(t0 + gap * i as u32, ExitKind::Failure, 0) {
+                Decision::Restart { at, .. } => {
+                    assert!(r.poll_spawn(at).is_some());
+                    granted += 1;
+                }
+                Decision::GiveUp(reason) => {
+                    assert_eq!(reason, StopReason::LimitReached);
+                    break;
+                }
+            }
+            longest = longest.max(r.history.len());
+            let sum: u64 = r.history.iter().map(|b| u64::from(b.count)).sum();
+            assert_eq!(sum, r.in_history);
+        }
+        (granted, longest)
+    }
+
+    #[test]
+    fn the_history_stays_bounded() {
+        let year = Duration::from_secs(366 * 24 * 3600);
+        let none = Backoff::new(Duration::ZERO, Duration::ZERO).unwrap();
+        let cfg = |max_restarts, window| RestartConfig {
+            policy: RestartPolicy::Always,
+            max_restarts,
+            window,
+            backoff: none,
+            ..RestartConfig::default()
+        };
+        // Exact: the limit is reached at exactly `max`, keeping `max`.
+        for max in [0u32, 1, 7, 1024] {
+            let (granted, longest) = fail_fast(&mut Restarter::new(cfg(max, year)), 5_000, ms(1));
+            assert_eq!((granted, longest), (u64::from(max), max as usize));
+        }
+        // A window of a year, a limit nobody reaches, a restart every
+        // millisecond: a few buckets, however many restarts.
+        let (granted, longest) =
+            fail_fast(&mut Restarter::new(cfg(u32::MAX, year)), 200_000, ms(1));
+        assert_eq!(granted, 200_000);
+        assert!(longest <= 2, "{longest} buckets");
+        // A window of 10 s sliding over 200 s of restarts every 1 ms (10,000
+        // in each window, under the limit): about 1,024 buckets at most.
+        let (granted, longest) = fail_fast(
+            &mut Restarter::new(cfg(20_000, Duration::from_secs(10))),
+            200_000,
+            ms(1),
+        );
+        assert_eq!(granted, 200_000);
+        assert!(longest <= 1026, "{longest} buckets");
+        // The same at 30,000 per window: the limit of 20,000 is reached
+        // no later than an exact count would, and no more than 1/1024 of the
+        // window earlier (10,000 + 10 ms worth of restarts).
+        let (granted, longest) = fail_fast(
+            &mut Restarter::new(cfg(20_000, Duration::from_secs(10))),
+            300_000,
+            Duration::from_micros(333),
+        );
+        assert!((19_960..=20_000).contains(&granted), "{granted}");
+        assert!(longest <= 1026, "{longest} buckets");
+    }
+
+    #[test]
+    fn exit_status_sets_parse_and_match() {
+        let set: ExitStatusSet = "0,75  143\tSIGTERM hup".parse().unwrap();
+        for code in [0, 75, 143] {
+            assert!(set.contains(ExitStatus::Exited(code)), "{code}");
+        }
+        for code in [1, 15, 255, 256, -1] {
+            assert!(!set.contains(ExitStatus::Exited(code)), "{code}");
+        }
+        let killed = |signal| ExitStatus::Signaled {
+            signal,
+            core_dumped: false,
+        };
+        assert!(set.contains(killed(Signal::TERM)));
+        assert!(set.contains(killed(Signal::HUP)));
+        assert!(!set.contains(killed(Signal::KILL)));
+        assert!(!set.contains(ExitStatus::Unknown));
+        assert!("".parse::<ExitStatusSet>().unwrap().is_empty());
+        let mut all = ExitStatusSet::new();
+        all.insert_code(255)
+            .insert_signal(Signal::from_raw(64).unwrap());
+        assert!(all.contains(ExitStatus::Exited(255)));
+        assert!(all.contains(killed(Signal::from_raw(64).unwrap())));
+        all.extend(&set);
+        assert!(all.contains(ExitStatus::Exited(75)) && !all.is_empty());
+        for bad in ["256", "-1", "1.5", "NOPE", "15x", "SIGNOPE"] {
+            let e = bad.parse::<ExitStatusSet>().unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn success_and_prevent_sets_classify_exits() {
+        let t0 = Instant::now();
+        let term = ExitStatus::Signaled {
+            signal: Signal::TERM,
+            core_dumped: false,
+        };
+        let mut cfg = config(RestartPolicy::OnFailure, 10, ms(60_000));
+        cfg.success_exit_status = "75 TERM".parse().unwrap();
+        cfg.prevent_exit_status = "3".parse().unwrap();
+        for (status, restarts) in [
+            (ExitStatus::Exited(75), false),
+            (term, false),
+            (ExitStatus::Exited(1), true),
+            (ExitStatus::Exited(0), false),
+        ] {
+            let mut r = Restarter::new(cfg);
+            r.started(t0);
+            let d = r.on_exit_status(t0, status, 0);
+            assert_eq!(
+                matches!(d, Decision::Restart { .. }),
+                restarts,
+                "{status:?}"
+            );
+        }
+        // The prevent set wins over every policy, `always` included.
+        cfg.policy = RestartPolicy::Always;
+        let mut r = Restarter::new(cfg);
+        r.started(t0);
+        assert_eq!(
+            r.on_exit_status(t0, ExitStatus::Exited(3), 0),
+            Decision::GiveUp(StopReason::Prevented)
+        );
+        assert_eq!(r.done(), Some(StopReason::Prevented));
+        // A stop comes first.
+        let mut r = Restarter::new(cfg);
+        r.started(t0);
+        r.stop();
+        assert_eq!(
+            r.on_exit_status(t0, ExitStatus::Exited(3), 0),
+            Decision::GiveUp(StopReason::Stopped)
+        );
+        // on-abnormal: signals restart, exit codes do not.
+        cfg.policy = RestartPolicy::OnAbnormal;
+        cfg.success_exit_status = ExitStatusSet::new();
+        for (status, restarts) in [
+            (ExitStatus::Exited(1), false),
+            (ExitStatus::Exited(0), false),
+            (term, true),
+            (ExitStatus::Unknown, true),
+        ] {
+            let mut r = Restarter::new(cfg);
+            r.started(t0);
+            let d = r.on_exit_status(t0, status, 0);
+            assert_eq!(
+                matches!(d, Decision::Restart { .. }),
+                restarts,
+                "{status:?}"
+            );
+        }
     }
 }

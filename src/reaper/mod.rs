@@ -196,7 +196,10 @@ impl Reaper {
             None
         } else {
             block_signals(&wanted)?;
-            let set = signals::set_of(&wanted).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let set = signals::set_of(&wanted).map_err(|u| Error::SignalNotBlockable {
+                signal: u.signal,
+                reason: u.reason,
+            })?;
             let sfd = SignalFd::new(set).map_err(os("creating the signalfd"))?;
             poll.registry()
                 .register(

@@ -32,7 +32,23 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
         None => None,
     };
     let (stdio, mut child_ends, parent_ends) = stdio(cmd)?;
+    // A new session is a new group led by the child: `setsid` does both,
+    // and fails (EPERM) in a child that already leads a group.
+    let pgid = match (cmd.setsid, cmd.pgid()) {
+        (false, pgid) => pgid,
+        (true, None | Some(0)) => None,
+        (true, Some(pgid)) => {
+            return Err(Error::InvalidInput(format!(
+            "setsid and process group {pgid} exclude each other: a new session leads a new group"
+        )))
+        }
+    };
     let terminal = match &cmd.terminal {
+        Some(_) if cmd.setsid => {
+            return Err(Error::InvalidInput(
+                "setsid and foreground_terminal exclude each other: a new session has no controlling terminal".into(),
+            ))
+        }
         Some(shared) => {
             // At 3 or above, so the child's stdio setup leaves it alone.
             let copy = fd::duplicate(shared.as_ref()).map_err(|source| Error::Os {
@@ -54,8 +70,9 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             stdio,
             // Taking the terminal for a group needs one: a new one unless
             // the command names a group to join.
-            pgid: cmd.pgid().or(terminal.map(|_| 0)),
+            pgid: pgid.or(terminal.map(|_| 0)),
             terminal,
+            setsid: cmd.setsid,
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,

@@ -464,33 +464,40 @@ impl CgroupDir {
     }
 
     fn signal_listed(&self, listed: &[i32], signal: Signal) -> Result<usize, CgroupError> {
-        let mut opened = Vec::with_capacity(listed.len());
-        for &pid in listed {
-            let Some(raw) = rustix::process::Pid::from_raw(pid) else {
-                continue;
-            };
-            match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
-                Ok(fd) => opened.push((pid, fd)),
-                Err(Errno::SRCH) => {}
-                Err(e) => return Err(os_err("pidfd_open for a process of", self.path.clone(), e)),
-            }
-        }
-        let mut still = self.subtree_procs()?;
-        still.sort_unstable();
+        // In batches, so that a tree of thousands never needs as many fds
+        // at once (EMFILE).
+        const BATCH: usize = 128;
         let mut sent = 0;
-        for (pid, fd) in opened {
-            if still.binary_search(&pid).is_err() {
-                continue;
+        for batch in listed.chunks(BATCH) {
+            let mut opened = Vec::with_capacity(batch.len());
+            for &pid in batch {
+                let Some(raw) = rustix::process::Pid::from_raw(pid) else {
+                    continue;
+                };
+                match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+                    Ok(fd) => opened.push((pid, fd)),
+                    Err(Errno::SRCH) => {}
+                    Err(e) => {
+                        return Err(os_err("pidfd_open for a process of", self.path.clone(), e))
+                    }
+                }
             }
-            match super::pidfd::send_signal(fd.as_fd(), pid, signal, false) {
-                Ok(true) => sent += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    return Err(os_err(
-                        "pidfd_send_signal to a process of",
-                        self.path.clone(),
-                        e,
-                    ))
+            let mut still = self.subtree_procs()?;
+            still.sort_unstable();
+            for (pid, fd) in opened {
+                if still.binary_search(&pid).is_err() {
+                    continue;
+                }
+                match super::pidfd::send_signal(fd.as_fd(), pid, signal, false) {
+                    Ok(true) => sent += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        return Err(os_err(
+                            "pidfd_send_signal to a process of",
+                            self.path.clone(),
+                            e,
+                        ))
+                    }
                 }
             }
         }

@@ -24,23 +24,34 @@ pub(crate) const fn bit(sig: i32) -> KernelSigset {
     1u64 << (sig - 1)
 }
 
-/// Signals that must never be blocked: blocking a synchronous fault signal
-/// turns a crash into an instant kill without a handler or a useful core
-/// ([sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html):
-/// "if SIGBUS, SIGFPE, SIGILL, or SIGSEGV are generated while they are
-/// blocked, the result is undefined"). SIGKILL and SIGSTOP cannot be blocked
-/// at all.
-pub(crate) const NEVER_BLOCK: &[i32] = &[
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGFPE,
-    libc::SIGILL,
-    libc::SIGABRT,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGKILL,
-    libc::SIGSTOP,
-];
+/// Why a signal must never be blocked, or `None` if it may be.
+///
+/// - SIGKILL and SIGSTOP cannot be blocked at all
+///   ([signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html)).
+/// - Blocking a synchronous fault signal turns a crash into an instant kill
+///   without a handler or a useful core
+///   ([sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html):
+///   "if SIGBUS, SIGFPE, SIGILL, or SIGSEGV are generated while they are
+///   blocked, the result is undefined"); SIGTRAP and SIGSYS (a seccomp
+///   verdict) are synchronous the same way. SIGABRT is not among them:
+///   `abort(3)` unblocks it before raising it
+///   ([abort(3)](https://man7.org/linux/man-pages/man3/abort.3.html)).
+/// - 32 and 33 belong to the C library
+///   ([`Signal::is_reserved`]): blocking them would stall glibc's thread
+///   cancellation and `setuid` broadcast.
+pub(crate) fn unblockable(sig: Signal) -> Option<&'static str> {
+    match sig.as_raw() {
+        libc::SIGKILL | libc::SIGSTOP => Some("the kernel never lets SIGKILL or SIGSTOP be blocked"),
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
+        | libc::SIGSYS => Some(
+            "it is a synchronous fault signal: blocked, a fault would kill the process without a handler or a useful core",
+        ),
+        _ if sig.is_reserved() => Some(
+            "signals 32 and 33 are reserved by the C library (glibc's thread cancellation and setxid; its SIGRTMIN is 34)",
+        ),
+        _ => None,
+    }
+}
 
 /// `rt_sigprocmask(how, set, old)` on the calling thread, by the raw
 /// syscall so that glibc's filtering of its internal signals does not apply.
@@ -104,30 +115,41 @@ fn record_original(mask: KernelSigset) {
     }
 }
 
+/// A signal that [`set_of`] refuses, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unblockable {
+    pub(crate) signal: Signal,
+    pub(crate) reason: &'static str,
+}
+
 /// Builds the kernel set for `signals`, refusing the ones that must never be
-/// blocked.
-pub(crate) fn set_of(signals: &[Signal]) -> io::Result<KernelSigset> {
+/// blocked ([`unblockable`]).
+pub(crate) fn set_of(signals: &[Signal]) -> Result<KernelSigset, Unblockable> {
     let mut set = 0;
-    for s in signals {
-        if NEVER_BLOCK.contains(&s.as_raw()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{s} must not be blocked (it is a fault signal, or cannot be blocked at all)"
-                ),
-            ));
+    for &signal in signals {
+        if let Some(reason) = unblockable(signal) {
+            return Err(Unblockable { signal, reason });
         }
-        set |= bit(s.as_raw());
+        set |= bit(signal.as_raw());
     }
     Ok(set)
 }
 
+/// Why [`block`] failed.
+#[derive(Debug)]
+pub(crate) enum BlockError {
+    /// A signal that must never be blocked; nothing was blocked.
+    Unblockable(Unblockable),
+    /// `rt_sigprocmask` failed.
+    Os(io::Error),
+}
+
 /// Blocks `signals` in the calling thread, first recording the mask the
 /// process had, which children get back before exec.
-pub(crate) fn block(signals: &[Signal]) -> io::Result<()> {
-    let set = set_of(signals)?;
+pub(crate) fn block(signals: &[Signal]) -> Result<(), BlockError> {
+    let set = set_of(signals).map_err(BlockError::Unblockable)?;
     record_original(current_mask());
-    sigprocmask(libc::SIG_BLOCK, Some(&set))?;
+    sigprocmask(libc::SIG_BLOCK, Some(&set)).map_err(BlockError::Os)?;
     Ok(())
 }
 
@@ -139,26 +161,31 @@ pub(crate) struct SignalFd {
 }
 
 impl SignalFd {
-    /// A signalfd for `set`. The signals must be blocked by the caller.
+    /// A signalfd for `set` (from [`set_of`]). The signals must be blocked
+    /// by the caller.
+    ///
+    /// By the raw `signalfd4` system call with the kernel's 64-bit set, like
+    /// the masks: glibc's `sigaddset` would refuse 32 and 33 (which
+    /// [`set_of`] never lets through) and nothing else differs.
+    /// [signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)
     pub(crate) fn new(set: KernelSigset) -> io::Result<SignalFd> {
-        let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises the set; sigaddset only writes
-        // into it; signalfd reads it and returns a new fd or -1.
+        // SAFETY: signalfd4 reads `KERNEL_SIGSET_SIZE` bytes from `&set`,
+        // valid for the call, and returns a new fd or -1.
         let fd = unsafe {
-            libc::sigemptyset(mask.as_mut_ptr());
-            for sig in 1..=64 {
-                if set & bit(sig) != 0 {
-                    libc::sigaddset(mask.as_mut_ptr(), sig);
-                }
-            }
-            libc::signalfd(-1, mask.as_ptr(), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+            libc::syscall(
+                libc::SYS_signalfd4,
+                -1,
+                &set as *const KernelSigset,
+                KERNEL_SIGSET_SIZE,
+                libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: signalfd returned a new fd that nothing else owns.
+        // SAFETY: signalfd4 returned a new fd that nothing else owns.
         Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
         })
     }
 
@@ -206,4 +233,40 @@ pub(crate) fn children_auto_reaped() -> bool {
     // SAFETY: sigaction succeeded and filled `old`.
     let old = unsafe { old.assume_init() };
     old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_of_refuses_what_must_not_be_blocked_and_names_it() {
+        for n in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+            32,
+            33,
+        ] {
+            let sig = Signal::from_raw(n).unwrap();
+            let e = set_of(&[Signal::USR1, sig]).unwrap_err();
+            assert_eq!(e.signal, sig);
+            assert!(!e.reason.is_empty());
+        }
+        // Everything else may be blocked, SIGABRT and SIGCHLD included.
+        let rest: Vec<Signal> = (1..=64)
+            .filter_map(Signal::from_raw)
+            .filter(|&s| unblockable(s).is_none())
+            .collect();
+        assert_eq!(rest.len(), 64 - 10);
+        assert!(rest.contains(&Signal::ABRT) && rest.contains(&Signal::CHLD));
+        let set = set_of(&rest).unwrap();
+        assert_eq!(set.count_ones(), 54);
+        assert_eq!(set & (bit(32) | bit(33) | bit(libc::SIGSEGV)), 0);
+    }
 }

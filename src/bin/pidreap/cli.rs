@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use pidreap::engine::{Backoff, RestartConfig, RestartPolicy};
+use pidreap::engine::{Backoff, ExitStatusSet, RestartConfig, RestartPolicy};
 use pidreap::{Containment, Signal};
 
 /// Where forwarded signals (and the stop ladder) go.
@@ -55,6 +55,39 @@ pub struct RunOptions {
     pub subreaper: bool,
     /// Verbosity: 0 is the default (warnings), negative is quieter.
     pub verbosity: i32,
+    /// The child starts a new session (dumb-init's default).
+    pub setsid: bool,
+    /// What pidreap itself gets when its parent dies (tini's `-p`).
+    pub parent_death_signal: Option<Signal>,
+    /// Child exit statuses (as pidreap would exit with them) that pidreap
+    /// exits 0 for instead (tini's `-e`).
+    pub remap_exit: ExitStatusSet,
+    /// Received signal, and what the child is sent instead (`None`: nothing,
+    /// and pidreap ignores it), as dumb-init's `--rewrite`; the last rule for
+    /// a signal wins.
+    pub rewrite: Vec<(Signal, Option<Signal>)>,
+}
+
+impl RunOptions {
+    /// What a received `signal` becomes, after `--rewrite`: `Some(None)`
+    /// when it is dropped, `None` when no rule names it.
+    pub fn rewritten(&self, signal: Signal) -> Option<Option<Signal>> {
+        self.rewrite
+            .iter()
+            .rev()
+            .find(|(from, _)| *from == signal)
+            .map(|&(_, to)| to)
+    }
+
+    /// The exit code pidreap ends with for a child that ended with `code`
+    /// (0 if `--remap-exit` lists it).
+    pub fn exit_code(&self, code: i32) -> i32 {
+        if self.remap_exit.contains(pidreap::ExitStatus::Exited(code)) {
+            0
+        } else {
+            code
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -70,6 +103,10 @@ impl Default for RunOptions {
             restart: RestartConfig::default(),
             subreaper: false,
             verbosity: 0,
+            setsid: false,
+            parent_death_signal: None,
+            remap_exit: ExitStatusSet::new(),
+            rewrite: Vec::new(),
         }
     }
 }
@@ -77,7 +114,7 @@ impl Default for RunOptions {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Request {
-    Run(RunOptions),
+    Run(Box<RunOptions>),
     Help,
     Version,
 }
@@ -112,6 +149,25 @@ Options for run (the first argument that is not an option is PROGRAM):
   --forward-to child|group send forwarded signals to the child, or to its
                            process group (the child then leads a new group)
                            [default: child]
+  -g                       the same as --forward-to group (tini's -g)
+  --setsid                 start the child in a new session, so a new
+                           process group without a controlling terminal,
+                           and forward signals to that group (dumb-init's
+                           default) [default: off]
+  -c, --single-child       forward signals to the child only, and turn
+                           --setsid off (dumb-init's -c) [default: off]
+  -r, --rewrite FROM:TO    send the child signal TO when pidreap receives
+                           FROM (names or numbers); TO 0 drops FROM, which
+                           pidreap then ignores. SIGTERM and SIGINT still
+                           start the stop ladder unless dropped. Repeatable
+                           (dumb-init's -r) [default: none]
+  -p, --parent-death-signal SIG
+                           what pidreap itself gets when its parent dies
+                           (tini's -p); a forwarded one such as TERM stops
+                           the child as usual [default: none]
+  -e, --remap-exit CODE    exit 0 instead of CODE (0 to 255; 128+N when the
+                           child was killed by signal N); repeatable
+                           (tini's -e) [default: none]
   --contain none|group|cgroup|pidns|auto
                            what is stopped with the child and dies with
                            pidreap:
@@ -128,10 +184,21 @@ Options for run (the first argument that is not an option is PROGRAM):
                            auto    the strongest that needs no configuration:
                                    cgroup, else pidns, else group
                            [default: auto]
-  --restart never|on-failure|always
+  --restart never|on-success|on-failure|on-abnormal|always
                            restart the child when it exits: never, when it
-                           fails (non-zero exit or killed), or always
-                           [default: never]
+                           succeeds (exit 0), when it fails (non-zero exit
+                           or killed), when it is killed by a signal, or
+                           always (as systemd's Restart=) [default: never]
+  --success-exit-status CODES
+                           exit codes and signal names that count as a
+                           success for --restart besides exit 0, such as
+                           \"75 TERM\" (systemd's SuccessExitStatus=);
+                           repeatable [default: none]
+  --restart-prevent-exit-status CODES
+                           exit codes and signal names after which the
+                           child is not restarted, whatever --restart says
+                           (systemd's RestartPreventExitStatus=);
+                           repeatable [default: none]
   --max-restarts N         give up after N restarts within --restart-window
                            [default: 10]
   --restart-window DURATION
@@ -140,7 +207,7 @@ Options for run (the first argument that is not an option is PROGRAM):
                            [default: 60s]
   --backoff MIN..MAX       delay before a restart: MIN, then doubling, with
                            jitter, capped at MAX [default: 100ms..30s]
-  --subreaper              become a child subreaper and reap orphaned
+  -s, --subreaper          become a child subreaper and reap orphaned
                            descendants (always done as PID 1) [default: off]
   -v, --verbose            more log output; repeat for more (-v info, -vv
                            debug, -vvv trace) [default: warnings and errors]
@@ -149,14 +216,26 @@ Options for run (the first argument that is not an option is PROGRAM):
   -V, --version            print the version and exit
 
 DURATION: a number and a unit: 500ms, 10s, 2m, 1h (1.5s works too); a plain
-number is seconds. SIG: a name (TERM, SIGTERM, term) or a number (15).
+number is seconds. SIG: a name (TERM, SIGTERM, term), a number (15), or a
+real-time signal as kill -l names it: RTMIN+N is 34+N, RTMAX-N is 64-N.
+CODES: exit codes (0 to 255) and signal names, separated by spaces or commas.
 
-Signals: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are
-forwarded to the child. SIGTERM and SIGINT also start the stop ladder: the
-child gets the signal once (SIGTERM is delivered as --stop-signal, SIGINT as
-itself), then SIGCONT, then SIGKILL if it is still running after --grace. A
-second SIGINT sends SIGKILL at once. A stop request during a restart back-off
-ends pidreap at once, without starting the child again.
+Environment: PIDREAP_SUBREAPER (1 or 0), PIDREAP_VERBOSITY (-1 errors only,
+0 warnings, 1 info, 2 debug, 3 trace), PIDREAP_FORWARD_TO, PIDREAP_GRACE,
+PIDREAP_CONTAIN and PIDREAP_SETSID (1 or 0) set the default of the option
+they name; the command line wins over them. tini's and dumb-init's variables
+(TINI_SUBREAPER, TINI_VERBOSITY, TINI_KILL_PROCESS_GROUP, DUMB_INIT_SETSID)
+are not read: a warning names the PIDREAP_ variable to use instead.
+
+Signals: every signal is forwarded to the child (to its group with
+--forward-to group) except SIGKILL, SIGSTOP, SIGCHLD (pidreap's own), the
+fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS), 32 and 33
+(the C library's), and SIGTTIN and SIGTTOU, which pidreap ignores, as tini
+does (SIGTSTP is forwarded). SIGTERM and SIGINT also start the stop ladder:
+the child gets the signal once (SIGTERM is delivered as --stop-signal, SIGINT
+as itself), then SIGCONT, then SIGKILL if it is still running after --grace.
+A second SIGINT sends SIGKILL at once. A stop request during a restart
+back-off ends pidreap at once, without starting the child again.
 
 Terminal: when stdin is the terminal pidreap runs in the foreground of, the
 child's process group becomes its foreground group (Ctrl-C and Ctrl-Z reach
@@ -174,11 +253,128 @@ pub fn version() -> String {
     format!("pidreap {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Parses the arguments after `run`.
+/// The environment variables `pidreap run` reads, each the default for an
+/// option (the command line wins).
+pub const ENV_VARS: [&str; 6] = [
+    "PIDREAP_SUBREAPER",
+    "PIDREAP_VERBOSITY",
+    "PIDREAP_FORWARD_TO",
+    "PIDREAP_GRACE",
+    "PIDREAP_CONTAIN",
+    "PIDREAP_SETSID",
+];
+
+/// Variables tini and dumb-init read, and the `PIDREAP_*` one to use
+/// instead; pidreap does not read them (see [`foreign_env_warnings`]).
+const FOREIGN_ENV_VARS: [(&str, &str); 4] = [
+    ("TINI_SUBREAPER", "PIDREAP_SUBREAPER=1"),
+    ("TINI_VERBOSITY", "PIDREAP_VERBOSITY"),
+    ("TINI_KILL_PROCESS_GROUP", "PIDREAP_FORWARD_TO=group"),
+    ("DUMB_INIT_SETSID", "PIDREAP_SETSID"),
+];
+
+/// One warning per tini or dumb-init variable that is set: pidreap does not
+/// read them (the same names would also reach a tini or dumb-init the child
+/// runs, where they mean something else), so a Dockerfile that moved to
+/// pidreap and kept its `ENV` line is told what to write instead.
+pub fn foreign_env_warnings(env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    FOREIGN_ENV_VARS
+        .iter()
+        .filter(|(name, _)| env(name).is_some())
+        .map(|(name, ours)| format!("{name} is set, but pidreap does not read it: use {ours}"))
+        .collect()
+}
+
+/// Parses `1`, `true`, `yes`, `on` and `0`, `false`, `no`, `off` (any
+/// case); an empty value is false.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "expected 1 or 0 (true/false, yes/no, on/off), got {s:?}"
+        )),
+    }
+}
+
+fn parse_forward_to(value: &str) -> Result<ForwardTo, String> {
+    match value {
+        "child" => Ok(ForwardTo::Child),
+        "group" => Ok(ForwardTo::Group),
+        _ => Err(format!("expected child or group, got {value:?}")),
+    }
+}
+
+/// Applies the `PIDREAP_*` variables `env` has to `opts`: the defaults the
+/// command line then overrides.
+fn apply_env(
+    opts: &mut RunOptions,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), UsageError> {
+    for name in ENV_VARS {
+        let Some(value) = env(name) else { continue };
+        let bad = |why: String| usage(format!("environment variable {name}: {why}"));
+        match name {
+            "PIDREAP_SUBREAPER" => opts.subreaper = parse_bool(&value).map_err(bad)?,
+            "PIDREAP_VERBOSITY" => {
+                opts.verbosity = value.trim().parse::<i32>().map_err(|_| {
+                    bad(format!(
+                        "expected a whole number (-1 errors only, 0 warnings, 1 info, 2 debug, 3 trace), got {value:?}"
+                    ))
+                })?
+            }
+            "PIDREAP_FORWARD_TO" => opts.forward_to = parse_forward_to(&value).map_err(bad)?,
+            "PIDREAP_GRACE" => opts.grace = parse_duration(&value).map_err(bad)?,
+            "PIDREAP_CONTAIN" => opts.contain = Contain::parse(&value).map_err(bad)?,
+            "PIDREAP_SETSID" => opts.setsid = parse_bool(&value).map_err(bad)?,
+            _ => unreachable!("every name in ENV_VARS is handled"),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `FROM:TO` of `--rewrite`: two signals (names or numbers); TO may
+/// be 0, for "drop".
+fn parse_rewrite(value: &str) -> Result<(Signal, Option<Signal>), String> {
+    let (from, to) = value.split_once(':').ok_or_else(|| {
+        format!("expected FROM:TO (for example TERM:QUIT or 15:3), got {value:?}")
+    })?;
+    let from: Signal = from
+        .parse()
+        .map_err(|e: pidreap::ParseSignalError| e.to_string())?;
+    if !crate::supervise::is_forwarded(from) {
+        return Err(format!("{from} is not a signal pidreap forwards"));
+    }
+    let to = match to.trim() {
+        "0" => None,
+        to => Some(
+            to.parse()
+                .map_err(|e: pidreap::ParseSignalError| e.to_string())?,
+        ),
+    };
+    Ok((from, to))
+}
+
+/// Parses the arguments after `run`, with the `PIDREAP_*` variables of this
+/// process's environment as defaults.
 pub fn parse_run(args: Vec<OsString>) -> Result<Request, UsageError> {
+    parse_run_with_env(args, |name| std::env::var(name).ok())
+}
+
+/// [`parse_run`] with the environment `env` gives.
+pub fn parse_run_with_env(
+    args: Vec<OsString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Request, UsageError> {
     use lexopt::Arg::{Long, Short, Value};
 
     let mut opts = RunOptions::default();
+    apply_env(&mut opts, &env)?;
+    // -v and -q on the command line replace PIDREAP_VERBOSITY.
+    let mut verbosity: Option<i32> = None;
+    // `--forward-to child` given on the command line, which `--setsid`
+    // contradicts.
+    let mut child_only = false;
     let (mut min, mut max) = (opts.restart.backoff.min(), opts.restart.backoff.max());
     let mut parser = lexopt::Parser::from_args(args);
     loop {
@@ -190,50 +386,46 @@ pub fn parse_run(args: Vec<OsString>) -> Result<Request, UsageError> {
         match arg {
             Short('h') | Long("help") => return Ok(Request::Help),
             Short('V') | Long("version") => return Ok(Request::Version),
-            Short('v') | Long("verbose") => opts.verbosity += 1,
-            Short('q') | Long("quiet") => opts.verbosity -= 1,
-            Long("subreaper") => opts.subreaper = true,
+            Short('v') | Long("verbose") => verbosity = Some(verbosity.unwrap_or(0) + 1),
+            Short('q') | Long("quiet") => verbosity = Some(verbosity.unwrap_or(0) - 1),
+            Short('s') | Long("subreaper") => opts.subreaper = true,
+            Short('g') => opts.forward_to = ForwardTo::Group,
+            Long("setsid") => opts.setsid = true,
+            Short('c') | Long("single-child") => {
+                opts.setsid = false;
+                opts.forward_to = ForwardTo::Child;
+            }
+            Short(c @ ('p' | 'e' | 'r')) => {
+                let name = match c {
+                    'p' => "parent-death-signal",
+                    'e' => "remap-exit",
+                    _ => "rewrite",
+                };
+                let value = parser
+                    .value()
+                    .map_err(|_| usage(format!("-{c}: missing value")))?
+                    .into_string()
+                    .map_err(|v| usage(format!("-{c}: the value {v:?} is not valid UTF-8")))?;
+                set_valued(
+                    &mut opts,
+                    &mut child_only,
+                    (&mut min, &mut max),
+                    name,
+                    &value,
+                )
+                .map_err(|why| usage(format!("-{c}: {why}")))?;
+            }
             Long(name) => {
                 let name = name.to_owned();
                 let value = value_of(&mut parser, &name)?;
-                let bad = |why: String| usage(format!("--{name}: {why}"));
-                match name.as_str() {
-                    "grace" => opts.grace = parse_duration(&value).map_err(bad)?,
-                    "stop-signal" => opts.stop_signal = parse_signal(&value).map_err(bad)?,
-                    "pdeathsig" => opts.pdeathsig = parse_signal(&value).map_err(bad)?,
-                    "forward-to" => {
-                        opts.forward_to = match value.as_str() {
-                            "child" => ForwardTo::Child,
-                            "group" => ForwardTo::Group,
-                            _ => {
-                                return Err(bad(format!("expected child or group, got {value:?}")))
-                            }
-                        }
-                    }
-                    "contain" => opts.contain = Contain::parse(&value).map_err(bad)?,
-                    "restart" => {
-                        opts.restart.policy = value
-                            .parse::<RestartPolicy>()
-                            .map_err(|e| bad(e.to_string()))?
-                    }
-                    "max-restarts" => {
-                        opts.restart.max_restarts = value.parse::<u32>().map_err(|_| {
-                            bad(format!(
-                                "expected a whole number from 0 to {}, got {value:?}",
-                                u32::MAX
-                            ))
-                        })?
-                    }
-                    "restart-window" => {
-                        let window = parse_duration(&value).map_err(bad)?;
-                        if window.is_zero() {
-                            return Err(bad("the window must be longer than 0".into()));
-                        }
-                        opts.restart.window = window;
-                    }
-                    "backoff" => (min, max) = parse_backoff(&value).map_err(bad)?,
-                    _ => unreachable!("value_of accepts only known options"),
-                }
+                set_valued(
+                    &mut opts,
+                    &mut child_only,
+                    (&mut min, &mut max),
+                    &name,
+                    &value,
+                )
+                .map_err(|why| usage(format!("--{name}: {why}")))?;
             }
             Short(c) => return Err(usage(format!("unknown option -{c} (see pidreap --help)"))),
             Value(program) => {
@@ -252,7 +444,91 @@ pub fn parse_run(args: Vec<OsString>) -> Result<Request, UsageError> {
         ));
     }
     opts.restart.backoff = Backoff::new(min, max).expect("parse_backoff checks min <= max");
-    Ok(Request::Run(opts))
+    if let Some(v) = verbosity {
+        opts.verbosity = v;
+    }
+    if opts.setsid {
+        if child_only {
+            return Err(usage(
+                "--setsid sends forwarded signals to the child's new process group; \
+                 --forward-to child contradicts it (--single-child turns --setsid off)",
+            ));
+        }
+        opts.forward_to = ForwardTo::Group;
+    }
+    Ok(Request::Run(Box::new(opts)))
+}
+
+/// Sets option `--name` (one that takes a value) from `value`; the error
+/// says why the value is wrong.
+fn set_valued(
+    opts: &mut RunOptions,
+    child_only: &mut bool,
+    (min, max): (&mut Duration, &mut Duration),
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    match name {
+        "grace" => opts.grace = parse_duration(value)?,
+        "stop-signal" => opts.stop_signal = parse_signal(value)?,
+        "pdeathsig" => opts.pdeathsig = parse_signal(value)?,
+        "forward-to" => {
+            opts.forward_to = parse_forward_to(value)?;
+            *child_only = opts.forward_to == ForwardTo::Child;
+        }
+        "contain" => opts.contain = Contain::parse(value)?,
+        "restart" => {
+            opts.restart.policy = value.parse::<RestartPolicy>().map_err(|e| e.to_string())?
+        }
+        "max-restarts" => {
+            opts.restart.max_restarts = value.parse::<u32>().map_err(|_| {
+                format!(
+                    "expected a whole number from 0 to {}, got {value:?}",
+                    u32::MAX
+                )
+            })?
+        }
+        "restart-window" => {
+            let window = parse_duration(value)?;
+            if window.is_zero() {
+                return Err("the window must be longer than 0".into());
+            }
+            opts.restart.window = window;
+        }
+        "backoff" => (*min, *max) = parse_backoff(value)?,
+        "success-exit-status" => {
+            let set: ExitStatusSet = value
+                .parse()
+                .map_err(|e: pidreap::engine::ParseExitStatusSetError| e.to_string())?;
+            opts.restart.success_exit_status.extend(&set);
+        }
+        "restart-prevent-exit-status" => {
+            let set: ExitStatusSet = value
+                .parse()
+                .map_err(|e: pidreap::engine::ParseExitStatusSetError| e.to_string())?;
+            opts.restart.prevent_exit_status.extend(&set);
+        }
+        "parent-death-signal" => {
+            let sig = parse_signal(value)?;
+            // rustix names the signals it takes; tini takes names only.
+            if sig.name().is_none() {
+                return Err(format!(
+                    "{sig} is a real-time signal: use a named one (TERM, KILL, ...)"
+                ));
+            }
+            opts.parent_death_signal = Some(sig);
+        }
+        "remap-exit" => {
+            let code: u8 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected an exit code from 0 to 255, got {value:?}"))?;
+            opts.remap_exit.insert_code(code);
+        }
+        "rewrite" => opts.rewrite.push(parse_rewrite(value)?),
+        _ => unreachable!("value_of accepts only known options"),
+    }
+    Ok(())
 }
 
 const VALUED: &[&str] = &[
@@ -265,6 +541,11 @@ const VALUED: &[&str] = &[
     "max-restarts",
     "restart-window",
     "backoff",
+    "success-exit-status",
+    "restart-prevent-exit-status",
+    "parent-death-signal",
+    "remap-exit",
+    "rewrite",
 ];
 
 /// The value of option `--name`, as UTF-8; refuses unknown options.
@@ -353,7 +634,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<RunOptions, String> {
         match parse_run(args.iter().map(OsString::from).collect()) {
-            Ok(Request::Run(o)) => Ok(o),
+            Ok(Request::Run(o)) => Ok(*o),
             Ok(other) => Err(format!("{other:?}")),
             Err(UsageError(e)) => Err(e),
         }
@@ -455,5 +736,179 @@ mod tests {
             .starts_with("--restart-window:"));
         assert!(run(&["--grace"]).unwrap_err().contains("missing value"));
         assert!(run(&["-v"]).unwrap_err().contains("missing PROGRAM"));
+    }
+
+    fn run_env(args: &[&str], env: &[(&str, &str)]) -> Result<RunOptions, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        match parse_run_with_env(args.iter().map(OsString::from).collect(), lookup) {
+            Ok(Request::Run(o)) => Ok(*o),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(UsageError(e)) => Err(e),
+        }
+    }
+
+    #[test]
+    fn tini_and_dumb_init_flags() {
+        let o = run(&["-s", "-g", "-p", "SIGTERM", "-e", "143", "-e3", "--", "x"]).unwrap();
+        assert!(o.subreaper);
+        assert_eq!(o.forward_to, ForwardTo::Group);
+        assert_eq!(o.parent_death_signal, Some(Signal::TERM));
+        assert_eq!(
+            (o.exit_code(143), o.exit_code(3), o.exit_code(1)),
+            (0, 0, 1)
+        );
+        assert_eq!(o.program, "x");
+        // tini's cluster of short flags.
+        let o = run(&["-sgv", "x"]).unwrap();
+        assert!(o.subreaper && o.forward_to == ForwardTo::Group && o.verbosity == 1);
+
+        let o = run(&[
+            "--setsid",
+            "-r",
+            "TERM:QUIT",
+            "--rewrite=10:0",
+            "-r",
+            "TERM:HUP",
+            "x",
+        ])
+        .unwrap();
+        assert!(o.setsid);
+        assert_eq!(
+            o.forward_to,
+            ForwardTo::Group,
+            "--setsid forwards to the group"
+        );
+        assert_eq!(
+            o.rewritten(Signal::TERM),
+            Some(Some(Signal::HUP)),
+            "the last rule wins"
+        );
+        assert_eq!(o.rewritten(Signal::USR1), Some(None));
+        assert_eq!(o.rewritten(Signal::INT), None);
+        let o = run(&["--setsid", "-g", "--single-child", "x"]).unwrap();
+        assert!(!o.setsid);
+        assert_eq!(o.forward_to, ForwardTo::Child);
+
+        let o = run(&[
+            "--restart",
+            "on-abnormal",
+            "--success-exit-status",
+            "75 TERM",
+            "--success-exit-status=76",
+            "--restart-prevent-exit-status",
+            "3,KILL",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(o.restart.policy, RestartPolicy::OnAbnormal);
+        let ok = o.restart.success_exit_status;
+        assert!(ok.contains(pidreap::ExitStatus::Exited(75)));
+        assert!(ok.contains(pidreap::ExitStatus::Exited(76)), "repeatable");
+        assert!(o
+            .restart
+            .prevent_exit_status
+            .contains(pidreap::ExitStatus::Exited(3)));
+
+        for (args, names) in [
+            (&["-p", "RTMIN+1", "x"][..], "-p: "),
+            (&["-p"][..], "-p: missing value"),
+            (
+                &["--parent-death-signal", "NOPE", "x"][..],
+                "--parent-death-signal: ",
+            ),
+            (&["-e", "256", "x"][..], "-e: "),
+            (&["-e", "-1", "x"][..], "-e: "),
+            (&["-r", "TERM", "x"][..], "-r: expected FROM:TO"),
+            (
+                &["--rewrite", "KILL:TERM", "x"][..],
+                "--rewrite: SIGKILL is not a signal pidreap forwards",
+            ),
+            (&["--rewrite", "TERM:99", "x"][..], "--rewrite: "),
+            (
+                &["--success-exit-status", "300", "x"][..],
+                "--success-exit-status: \"300\"",
+            ),
+            (
+                &["--restart-prevent-exit-status", "NOPE", "x"][..],
+                "--restart-prevent-exit-status: ",
+            ),
+            (&["--setsid", "--forward-to", "child", "x"][..], "--setsid"),
+            (&["-w", "x"][..], "unknown option -w"),
+        ] {
+            let e = run(args).unwrap_err();
+            assert!(e.starts_with(names), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn environment_variables_are_defaults_the_command_line_overrides() {
+        let env = [
+            ("PIDREAP_SUBREAPER", "1"),
+            ("PIDREAP_VERBOSITY", "2"),
+            ("PIDREAP_FORWARD_TO", "group"),
+            ("PIDREAP_GRACE", "3s"),
+            ("PIDREAP_CONTAIN", "none"),
+            ("PIDREAP_SETSID", "0"),
+        ];
+        let o = run_env(&["x"], &env).unwrap();
+        assert!(o.subreaper);
+        assert_eq!(o.verbosity, 2);
+        assert_eq!(o.forward_to, ForwardTo::Group);
+        assert_eq!(o.grace, Duration::from_secs(3));
+        assert_eq!(o.contain, Contain::Exactly(Containment::None));
+        assert!(!o.setsid);
+
+        let o = run_env(
+            &[
+                "-q",
+                "--forward-to",
+                "child",
+                "--grace",
+                "1s",
+                "--contain",
+                "group",
+                "x",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(o.verbosity, -1, "-q replaces PIDREAP_VERBOSITY");
+        assert_eq!(o.forward_to, ForwardTo::Child);
+        assert_eq!(o.grace, Duration::from_secs(1));
+        assert_eq!(o.contain, Contain::Exactly(Containment::ProcessGroup));
+
+        let o = run_env(&["x"], &[("PIDREAP_SETSID", "yes")]).unwrap();
+        assert!(o.setsid && o.forward_to == ForwardTo::Group);
+        // --single-child beats PIDREAP_SETSID, as dumb-init's -c beats
+        // DUMB_INIT_SETSID; and a command-line --forward-to child with
+        // an environment setsid is not a contradiction: the line wins.
+        let o = run_env(&["-c", "x"], &[("PIDREAP_SETSID", "1")]).unwrap();
+        assert!(!o.setsid && o.forward_to == ForwardTo::Child);
+        assert!(run_env(&["x"], &[("PIDREAP_SUBREAPER", "")]).is_ok_and(|o| !o.subreaper));
+
+        for (name, value) in [
+            ("PIDREAP_SUBREAPER", "maybe"),
+            ("PIDREAP_VERBOSITY", "loud"),
+            ("PIDREAP_FORWARD_TO", "parent"),
+            ("PIDREAP_GRACE", "soon"),
+            ("PIDREAP_CONTAIN", "jail"),
+            ("PIDREAP_SETSID", "2"),
+        ] {
+            let e = run_env(&["x"], &[(name, value)]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("environment variable {name}: ")),
+                "{e}"
+            );
+            assert!(e.contains(value), "{e}");
+        }
+        assert_eq!(
+            foreign_env_warnings(|n| (n == "TINI_SUBREAPER").then(String::new)),
+            ["TINI_SUBREAPER is set, but pidreap does not read it: use PIDREAP_SUBREAPER=1"]
+        );
+        assert!(foreign_env_warnings(|_| None).is_empty());
     }
 }

@@ -97,12 +97,13 @@ fn main() {
 /// `pidreap run`.
 fn run(args: Vec<OsString>) -> i32 {
     // Before anything else, and before any thread exists: block the
-    // signals pidreap forwards, so that from now on they wait in the
-    // signalfd instead of killing pidreap (a signal is only read from a
-    // signalfd while blocked in every thread, signalfd(2); as PID 1 the
-    // kernel would otherwise drop those without a handler,
-    // pid_namespaces(7)). Children get the original mask back.
-    if let Err(e) = pidreap::block_signals(&supervise::FORWARDED) {
+    // signals pidreap forwards (and SIGTTIN/SIGTTOU, which it drops), so
+    // that from now on they wait in the signalfd instead of killing
+    // pidreap (a signal is only read from a signalfd while blocked in
+    // every thread, signalfd(2); as PID 1 the kernel would otherwise drop
+    // those without a handler, pid_namespaces(7)). Children get the
+    // original mask back.
+    if let Err(e) = pidreap::block_signals(&supervise::handled()) {
         eprintln!("pidreap: error: {e}");
         return supervise::EXIT_OWN_ERROR;
     }

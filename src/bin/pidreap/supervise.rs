@@ -31,23 +31,64 @@ use std::hash::{BuildHasher, Hasher};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
-use pidreap::engine::{Decision, ExitKind, Restarter, StopReason};
+use pidreap::engine::{Decision, Restarter, StopReason};
 use pidreap::{
     ChildId, Command, Containment, Event, ExitStatus, Reaper, Signal, StopLadder, TreeUsage,
 };
 
 use crate::cli::{Contain, ForwardTo, RunOptions};
 
-/// The signals forwarded to the child.
-pub const FORWARDED: [Signal; 7] = [
-    Signal::TERM,
-    Signal::INT,
-    Signal::HUP,
-    Signal::QUIT,
-    Signal::USR1,
-    Signal::USR2,
-    Signal::WINCH,
+/// Signals never forwarded. SIGKILL and SIGSTOP cannot be caught; the
+/// synchronous fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+/// SIGSYS) must not be blocked (a fault would then kill pidreap without a
+/// handler); SIGCHLD is pidreap's own (its children's exits); SIGTTIN and
+/// SIGTTOU are blocked and dropped, see [`handled`]. Signals 32 and 33
+/// belong to the C library ([`Signal::is_reserved`]) and are left alone.
+const NOT_FORWARDED: [Signal; 11] = [
+    Signal::KILL,
+    Signal::STOP,
+    Signal::SEGV,
+    Signal::BUS,
+    Signal::ILL,
+    Signal::FPE,
+    Signal::TRAP,
+    Signal::SYS,
+    Signal::CHLD,
+    Signal::TTIN,
+    Signal::TTOU,
 ];
+
+/// True for the signals forwarded to the child: every signal from 1 to 64
+/// but those in [`NOT_FORWARDED`] and the two the C library reserves.
+pub fn is_forwarded(signal: Signal) -> bool {
+    !signal.is_reserved() && !NOT_FORWARDED.contains(&signal)
+}
+
+/// The signals forwarded to the child, in numeric order (51 of them, the
+/// real-time signals 34 to 64 included).
+pub fn forwarded() -> Vec<Signal> {
+    (1..=64)
+        .filter_map(Signal::from_raw)
+        .filter(|&s| is_forwarded(s))
+        .collect()
+}
+
+/// The signals pidreap blocks and reads from its signalfd: the
+/// [`forwarded`] ones, and SIGTTIN and SIGTTOU, which it drops. tini
+/// ignores those two (and so does not forward them) so that terminal I/O
+/// from the background never stops it once the child's group owns the
+/// terminal; a blocked SIGTTIN/SIGTTOU has the same effect, since the
+/// terminal checks treat blocked like ignored
+/// ([tcsetpgrp(3)](https://man7.org/linux/man-pages/man3/tcsetpgrp.3.html);
+/// `is_ignored()` in the kernel's
+/// [tty_jobctrl.c](https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree/drivers/tty/tty_jobctrl.c)),
+/// and the child still starts with the dispositions and the mask pidreap
+/// was started with. SIGTSTP is forwarded, as tini does.
+pub fn handled() -> Vec<Signal> {
+    let mut signals = forwarded();
+    signals.extend([Signal::TTIN, Signal::TTOU]);
+    signals
+}
 
 /// pidreap's own errors (bad option, bad value, a failed system call).
 pub const EXIT_OWN_ERROR: i32 = 125;
@@ -101,6 +142,8 @@ struct Supervisor<'a> {
     restarter: Restarter,
     /// The running child, if one is.
     child: Option<ChildId>,
+    /// The pid of the last child started, for messages once it is reaped.
+    child_pid: u32,
     /// How the last run ended.
     last: Option<ExitStatus>,
     /// A stop was requested (SIGTERM or SIGINT).
@@ -193,6 +236,7 @@ fn init_command(opts: &RunOptions) -> Command {
             ForwardTo::Child => "child",
             ForwardTo::Group => "group",
         });
+    nested_settings(opts, &mut cmd);
     match opts.verbosity {
         v if v < 0 => {
             cmd.arg("-q");
@@ -232,8 +276,52 @@ fn terminal() -> Option<OwnedFd> {
     }
 }
 
+/// The settings of the nested init beyond those [`init_command`] passes
+/// at first: `--setsid` (the init starts PROGRAM in a new session), and no
+/// `PIDREAP_*` variables, so the init takes every setting from its command
+/// line and none from what this pidreap read already.
+fn nested_settings(opts: &RunOptions, cmd: &mut Command) {
+    if opts.setsid {
+        cmd.arg("--setsid");
+    }
+    for name in crate::cli::ENV_VARS {
+        cmd.env_remove(name);
+    }
+}
+
+/// `-p SIG`: pidreap itself gets SIG when its parent dies
+/// ([PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)).
+/// A parent that died before the call sends nothing, so the parent's pid is
+/// compared before and after, and a changed one sends SIG now: a forwarded
+/// signal (TERM) then stops the child as usual once it runs.
+fn set_parent_death_signal(sig: Signal) -> Result<(), i32> {
+    let named = rustix::process::Signal::from_named_raw(sig.as_raw())
+        .expect("the parser accepts named signals only");
+    let parent = rustix::process::getppid();
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(named)) {
+        log::error!("setting pidreap's own parent-death signal (prctl PR_SET_PDEATHSIG): {e}");
+        return Err(EXIT_OWN_ERROR);
+    }
+    if rustix::process::getppid() != parent {
+        log::warn!("pidreap's parent exited before -p took effect: sending {sig} now");
+        if let Err(e) = rustix::process::kill_process(rustix::process::getpid(), named) {
+            log::error!("sending {sig} to pidreap itself: {e}");
+            return Err(EXIT_OWN_ERROR);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `pidreap run` and returns the exit code.
 pub fn run(opts: &RunOptions) -> i32 {
+    for warning in crate::cli::foreign_env_warnings(|name| std::env::var(name).ok()) {
+        log::warn!("{warning}");
+    }
+    if let Some(sig) = opts.parent_death_signal {
+        if let Err(code) = set_parent_death_signal(sig) {
+            return code;
+        }
+    }
     // Before anything is started: a mechanism that is not there ends
     // pidreap with nothing spawned.
     let containment = match choose(opts.contain) {
@@ -243,7 +331,7 @@ pub fn run(opts: &RunOptions) -> i32 {
     let pid1 = rustix::process::getpid().is_init();
     let orphans = pid1 || opts.subreaper;
     let reaper = Reaper::builder()
-        .handle_signals(&FORWARDED)
+        .handle_signals(&handled())
         .reap_orphans(orphans)
         .subreaper(opts.subreaper && !pid1)
         .build();
@@ -275,7 +363,11 @@ pub fn run(opts: &RunOptions) -> i32 {
         // with pidns the child leads its group as PID 1 of its namespace.
         cmd.process_group(0);
     }
-    let terminal = terminal();
+    // A child in a new session (--setsid) has no controlling terminal:
+    // keys reach pidreap, which forwards them, as with dumb-init. Under
+    // pidns the inner pidreap starts the new session, and is given the
+    // terminal.
+    let terminal = terminal().filter(|_| !opts.setsid || nested);
     if let Some(fd) = &terminal {
         match fd.try_clone() {
             Ok(copy) => {
@@ -285,6 +377,8 @@ pub fn run(opts: &RunOptions) -> i32 {
             Err(e) => log::warn!("cannot duplicate stdin to hand the terminal to the child: {e}"),
         }
     }
+    // Under pidns the nested init starts PROGRAM in a new session.
+    cmd.setsid(opts.setsid && !nested);
 
     let mut sup = Supervisor {
         nested,
@@ -293,6 +387,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         cmd,
         restarter: Restarter::new(opts.restart),
         child: None,
+        child_pid: 0,
         last: None,
         stopping: false,
         containment,
@@ -317,6 +412,7 @@ impl Supervisor<'_> {
             Ok(child) => {
                 // The library logs the spawn (and each orphan reaped) at debug.
                 self.child = Some(child.id());
+                self.child_pid = child.pid();
                 Ok(())
             }
             Err(e) => {
@@ -367,6 +463,19 @@ impl Supervisor<'_> {
             }
             Event::Signal { signal, sender_pid } => {
                 log::debug!("received {signal} from pid {sender_pid}");
+                if !is_forwarded(signal) {
+                    // SIGTTIN/SIGTTOU (see `handled`).
+                    log::debug!("{signal} not forwarded: pidreap ignores SIGTTIN and SIGTTOU");
+                    return None;
+                }
+                if sender_pid == rustix::process::getpid().as_raw_nonzero().get() {
+                    // Blocked signals are queued even when ignored: this is
+                    // the SIGPIPE (or SIGXFSZ) of one of pidreap's own
+                    // writes, to a closed stderr for example. Not the
+                    // child's business.
+                    log::debug!("{signal} raised by pidreap itself: not forwarded");
+                    return None;
+                }
                 self.signalled(signal)
             }
             // During a stop the ladder is already at work on the rest.
@@ -405,9 +514,9 @@ impl Supervisor<'_> {
         };
         if self.stopping {
             log::info!("the child exited ({summary})");
-            return Some(status.shell_code());
+            return Some(self.opts.exit_code(status.shell_code()));
         }
-        match self.restarter.on_exit(at, ExitKind::of(status), jitter()) {
+        match self.restarter.on_exit_status(at, status, jitter()) {
             Decision::Restart { attempt, delay, .. } => {
                 log::warn!(
                     "the child exited ({summary}): restart attempt {attempt} in {}",
@@ -422,17 +531,29 @@ impl Supervisor<'_> {
                     cfg.max_restarts,
                     show(cfg.window)
                 );
-                Some(status.shell_code())
+                Some(self.opts.exit_code(status.shell_code()))
+            }
+            Decision::GiveUp(StopReason::Prevented) => {
+                log::info!(
+                    "the child exited ({summary}): not restarted (--restart-prevent-exit-status)"
+                );
+                Some(self.opts.exit_code(status.shell_code()))
             }
             Decision::GiveUp(_) => {
                 log::info!("the child exited ({summary})");
-                Some(status.shell_code())
+                Some(self.opts.exit_code(status.shell_code()))
             }
         }
     }
 
     /// A signal arrived on the signalfd.
     fn signalled(&mut self, signal: Signal) -> Option<i32> {
+        // --rewrite FROM:0 drops FROM before pidreap acts on it at all.
+        let rewritten = self.opts.rewritten(signal);
+        if rewritten == Some(None) {
+            log::debug!("{signal} dropped (--rewrite)");
+            return None;
+        }
         let stop = signal == Signal::TERM || signal == Signal::INT;
         let Some(id) = self.child else {
             // No child: we are between runs, in a restart back-off.
@@ -441,20 +562,33 @@ impl Supervisor<'_> {
                 log::info!(
                     "received {signal} during the restart back-off: exiting without a restart"
                 );
-                return Some(
-                    self.last
-                        .map_or(128 + signal.as_raw(), ExitStatus::shell_code),
-                );
+                return Some(self.last.map_or(128 + signal.as_raw(), |status| {
+                    self.opts.exit_code(status.shell_code())
+                }));
             }
             log::debug!("{signal} dropped: no child is running");
             return None;
         };
+        let pid = self.child_pid;
+        if self.reaper.pid(id).is_none() {
+            // Reaped in the same poll that read this signal: its exit is
+            // the next event. A stop request still means no restart.
+            log::debug!("{signal} not forwarded: the child (pid {pid}) has already exited");
+            if stop {
+                self.stopping = true;
+                self.restarter.stop();
+            }
+            return None;
+        }
         // A nested pidreap turns SIGTERM into --stop-signal itself.
         let forward = if signal == Signal::TERM && !self.nested {
             self.opts.stop_signal
         } else {
             signal
         };
+        // --rewrite FROM:TO changes what the child is sent, not what
+        // pidreap does (SIGTERM and SIGINT still start the ladder).
+        let forward = rewritten.flatten().unwrap_or(forward);
         if stop && self.stopping && signal == Signal::INT {
             log::warn!("second SIGINT: killing the child now");
             if let Err(e) = self.reaper.kill(id) {
@@ -475,8 +609,13 @@ impl Supervisor<'_> {
         } else {
             self.reaper.signal(id, forward)
         };
-        if let Err(e) = sent {
-            log::error!("forwarding {forward} failed: {e}");
+        match sent {
+            Ok(true) => {}
+            // Exited, not yet reaped: nothing to deliver to.
+            Ok(false) => {
+                log::debug!("{forward} not delivered: the child (pid {pid}) has already exited")
+            }
+            Err(e) => log::error!("forwarding {forward} to the child (pid {pid}) failed: {e}"),
         }
         if stop && !self.stopping {
             self.stopping = true;

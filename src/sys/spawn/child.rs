@@ -18,7 +18,7 @@
 //!    an ignored `SIGPIPE`, which Rust programs ignore by default);
 //! 3. [`join_process_group`]: `setpgid`, if asked; then
 //!    [`take_terminal`]: make that group the terminal's foreground group,
-//!    if asked;
+//!    if asked; or [`start_session`]: `setsid`, if asked (never both);
 //! 4. [`install_stdio`]: the stdio sources onto 0, 1 and 2, every other fd
 //!    close-on-exec;
 //! 5. [`change_directory`] and [`restore_fd_limit`], if asked;
@@ -52,7 +52,8 @@ pub(crate) enum Stage {
     ParentDied = 8,
     Cgroup = 9,
     UserNamespace = 10,
-    Terminal = 11,
+    Session = 11,
+    Terminal = 12,
 }
 
 impl Stage {
@@ -68,7 +69,8 @@ impl Stage {
             8 => Stage::ParentDied,
             9 => Stage::Cgroup,
             10 => Stage::UserNamespace,
-            11 => Stage::Terminal,
+            12 => Stage::Terminal,
+            11 => Stage::Session,
             _ => return None,
         })
     }
@@ -78,6 +80,7 @@ impl Stage {
         match self {
             Stage::UnshareFiles => "unsharing the fd table (close_range)",
             Stage::ProcessGroup => "joining the process group (setpgid)",
+            Stage::Session => "starting a new session (setsid)",
             Stage::Stdio => "setting up stdio (dup3)",
             Stage::Chdir => "changing directory (chdir)",
             Stage::Rlimit => "restoring RLIMIT_NOFILE (prlimit64)",
@@ -134,6 +137,8 @@ pub(crate) struct Plan {
     /// A terminal fd (below `keep_below`) whose foreground process group
     /// the child's group becomes, or -1.
     pub(crate) terminal: c_int,
+    /// `setsid()` (the parent never sets `pgid` as well).
+    pub(crate) setsid: bool,
     /// The parent-death signal, or 0 for none.
     pub(crate) death_signal: c_int,
     /// The parent's pid, recorded before the clone.
@@ -255,6 +260,9 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if p.terminal >= 0 {
             take_terminal(p);
+        }
+        if p.setsid {
+            start_session(p);
         }
         install_stdio(p);
         if !p.cwd.is_null() {
@@ -518,6 +526,21 @@ unsafe fn take_terminal(p: &Plan) {
     if r < 0 {
         // SAFETY: forwarded from the caller.
         unsafe { fail(p, Stage::Terminal, r.wrapping_neg()) }
+    }
+}
+
+/// Step 3, instead of [`join_process_group`]: `setsid()`: lead a new
+/// session and a new process group, without a controlling terminal. It
+/// fails (`EPERM`) only for a process that already leads a group, which
+/// this child does not: it was just cloned, and the plan never asks for
+/// `setpgid` as well.
+/// [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)
+unsafe fn start_session(p: &Plan) {
+    // SAFETY: setsid takes no arguments.
+    let r = unsafe { syscall4(libc::SYS_setsid, 0, 0, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Session, r.wrapping_neg()) }
     }
 }
 

@@ -85,6 +85,8 @@ pub(crate) struct SpawnRequest {
     /// A terminal fd (3 or above) whose foreground process group the
     /// child's group becomes before exec.
     pub(crate) terminal: Option<RawFd>,
+    /// `setsid()` in the child (instead of `setpgid`).
+    pub(crate) setsid: bool,
     pub(crate) death_signal: Option<i32>,
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub(crate) nofile: Option<(u64, u64)>,

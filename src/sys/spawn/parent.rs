@@ -152,6 +152,7 @@ impl Spawner {
             share_files: files,
             pgid: req.pgid.unwrap_or(-1),
             terminal: req.terminal.unwrap_or(-1),
+            setsid: req.setsid,
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
             parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
