@@ -9,6 +9,24 @@ use crate::signal::Signal;
 
 /// Everything that can go wrong, each variant naming what failed.
 ///
+/// `Display` says what failed; the cause (the kernel's `errno`, as an
+/// [`io::Error`]) is the [`source`](std::error::Error::source), never
+/// repeated in the message, so an error reporter that prints the message
+/// and then each source prints each once. To print both on one line, walk
+/// the chain:
+///
+/// ```
+/// use std::error::Error as _;
+/// let mut reaper = pidreap::Reaper::new().unwrap();
+/// let e = reaper.spawn(&pidreap::Command::new("/nonexistent/program")).unwrap_err();
+/// assert_eq!(e.to_string(), r#"cannot execute "/nonexistent/program""#);
+/// let cause = e.source().expect("the errno");
+/// assert_eq!(cause.to_string(), std::io::Error::from_raw_os_error(libc::ENOENT).to_string());
+/// ```
+///
+/// Converted to an [`io::Error`] (`?` in a function returning
+/// `io::Result`), it keeps its kind; see the `From` impl below.
+///
 /// A failed [`spawn`](crate::Reaper::spawn) never leaves a child behind:
 /// a child that was created and then failed (exec error, bad directory, ...)
 /// is reaped before the error is returned.
@@ -18,7 +36,7 @@ pub enum Error {
     /// `execve` failed: the program was not found (`ENOENT`), is not
     /// executable (`EACCES`; `ENOEXEC` for a binary the kernel cannot run,
     /// see [`Command::new`](crate::Command::new)), and so on.
-    #[error("cannot execute {program:?}: {source}")]
+    #[error("cannot execute {program:?}")]
     Exec {
         /// The program as given to [`Command::new`](crate::Command::new).
         program: OsString,
@@ -27,7 +45,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The child could not change to its working directory.
-    #[error("cannot change directory to {dir:?} for {program:?}: {source}")]
+    #[error("cannot change directory to {dir:?} for {program:?}")]
     Chdir {
         /// The program.
         program: OsString,
@@ -38,7 +56,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Another step of the child's setup before exec failed.
-    #[error("setting up {program:?} failed while {step}: {source}")]
+    #[error("setting up {program:?} failed while {step}")]
     ChildSetup {
         /// The program.
         program: OsString,
@@ -50,7 +68,7 @@ pub enum Error {
     },
     /// A system call in the supervisor failed (fd exhaustion shows up here
     /// as `EMFILE` on the operation that needed an fd).
-    #[error("{op} failed: {source}")]
+    #[error("{op} failed")]
     Os {
         /// What was being done.
         op: &'static str,
@@ -60,7 +78,7 @@ pub enum Error {
     },
     /// The kernel lacks something pidreap cannot work without (pidfds need
     /// Linux 5.3; `waitid(P_PIDFD)` 5.4).
-    #[error("{what} is not available here: {source}")]
+    #[error("{what} is not available here")]
     Unsupported {
         /// The missing feature.
         what: &'static str,
@@ -85,9 +103,25 @@ pub enum Error {
     /// range.
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// The id names no live child of this reaper.
+    /// The id names no live child of this reaper. The message names the
+    /// child by its [`ChildId`], not by pid: a child that is not (or no
+    /// longer) supervised has no pid the reaper knows.
     #[error("no live child {0}")]
     NoSuchChild(ChildId),
+    /// Sending a signal to a live child, or to its contained tree, failed.
+    #[error("sending {signal} to {} {pid} failed", if *.tree { "the tree of child pid" } else { "child pid" })]
+    SignalChild {
+        /// The child's pid.
+        pid: u32,
+        /// The signal.
+        signal: Signal,
+        /// True when it was sent to the child's whole contained tree
+        /// ([`Reaper::signal_tree`](crate::Reaper::signal_tree)).
+        tree: bool,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
     /// A signal given to [`block_signals`](crate::block_signals) or
     /// [`handle_signals`](crate::ReaperBuilder::handle_signals) cannot be
     /// blocked and read from a signalfd; nothing was blocked.
@@ -130,6 +164,44 @@ impl Error {
         } else {
             125
         }
+    }
+}
+
+/// Keeps the kind: an exec error's own (`NotFound` for `ENOENT`,
+/// `PermissionDenied` for `EACCES` and `EPERM`, ...), and likewise for
+/// every error carrying an `errno`; `Unsupported` for
+/// [`Error::Unsupported`] and [`Error::ContainmentUnavailable`];
+/// `InvalidInput` for [`Error::InvalidInput`] and
+/// [`Error::SignalNotBlockable`]; `NotFound` for [`Error::NoSuchChild`];
+/// `Other` for [`Error::ChildrenAutoReaped`]. The pidreap error is the
+/// inner error ([`io::Error::get_ref`], `into_inner`, `downcast`), so its
+/// message and source chain are those of the result.
+///
+/// ```
+/// let mut reaper = pidreap::Reaper::new().unwrap();
+/// let e = reaper.spawn(&pidreap::Command::new("/nonexistent/program")).unwrap_err();
+/// let io: std::io::Error = e.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// assert!(io.get_ref().unwrap().is::<pidreap::Error>());
+/// ```
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Exec { source, .. }
+            | Error::Chdir { source, .. }
+            | Error::ChildSetup { source, .. }
+            | Error::Os { source, .. }
+            | Error::SignalChild { source, .. } => source.kind(),
+            Error::Unsupported { .. } | Error::ContainmentUnavailable { .. } => {
+                io::ErrorKind::Unsupported
+            }
+            Error::InvalidInput(_) | Error::SignalNotBlockable { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            Error::NoSuchChild(_) => io::ErrorKind::NotFound,
+            Error::ChildrenAutoReaped => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
     }
 }
 

@@ -96,5 +96,5 @@ pub use error::{Error, Result};
 pub use reaper::{CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown};
 pub use setup::{block_signals, raise_fd_limit, STOP_SIGNALS};
 pub use signal::{ParseSignalError, Signal};
-pub use status::{Exit, ExitStatus, ResourceUsage, TreeUsage};
+pub use status::{Exit, ExitStatus, ResourceUsage, StatusUnknown, TreeUsage};
 pub use terminal::{is_foreground, take_terminal};

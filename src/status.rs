@@ -72,6 +72,73 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// From std's status, as
+/// [`std::os::unix::process::ExitStatusExt`] reads it: a normal exit is
+/// `Exited`, a death by signal `Signaled`; a wait status that is neither
+/// (a stopped or continued child, which only `waitpid` with `WUNTRACED`
+/// or `WCONTINUED` reports) is `Unknown`.
+///
+/// ```
+/// use std::os::unix::process::ExitStatusExt;
+/// use pidreap::{ExitStatus, Signal};
+/// let std_status = std::process::ExitStatus::from_raw(9); // killed by SIGKILL
+/// assert_eq!(ExitStatus::from(std_status).signal(), Some(Signal::KILL));
+/// assert_eq!(ExitStatus::from(std::process::ExitStatus::from_raw(3 << 8)), ExitStatus::Exited(3));
+/// ```
+impl From<std::process::ExitStatus> for ExitStatus {
+    fn from(status: std::process::ExitStatus) -> ExitStatus {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(code) = status.code() {
+            return ExitStatus::Exited(code);
+        }
+        match status.signal().and_then(Signal::from_raw) {
+            Some(signal) => ExitStatus::Signaled {
+                signal,
+                core_dumped: status.core_dumped(),
+            },
+            None => ExitStatus::Unknown,
+        }
+    }
+}
+
+/// To std's status, built from the wait status the kernel would have
+/// reported ([wait(2)](https://man7.org/linux/man-pages/man2/wait.2.html)):
+/// `code << 8` for an exit, the signal number (with `0x80` for a core dump)
+/// for a death by signal. [`ExitStatus::Unknown`] has no std equivalent
+/// (the status was lost) and fails with [`StatusUnknown`].
+///
+/// ```
+/// use pidreap::{ExitStatus, Signal};
+/// let std_status = std::process::ExitStatus::try_from(ExitStatus::Exited(3)).unwrap();
+/// assert_eq!(std_status.code(), Some(3));
+/// let killed = ExitStatus::Signaled { signal: Signal::TERM, core_dumped: false };
+/// let std_status = std::process::ExitStatus::try_from(killed).unwrap();
+/// assert_eq!(ExitStatus::from(std_status), killed);
+/// assert!(std::process::ExitStatus::try_from(ExitStatus::Unknown).is_err());
+/// ```
+impl TryFrom<ExitStatus> for std::process::ExitStatus {
+    type Error = StatusUnknown;
+
+    fn try_from(status: ExitStatus) -> Result<std::process::ExitStatus, StatusUnknown> {
+        use std::os::unix::process::ExitStatusExt;
+        let raw = match status {
+            ExitStatus::Exited(code) => (code & 0xff) << 8,
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => signal.as_raw() | if core_dumped { 0x80 } else { 0 },
+            ExitStatus::Unknown => return Err(StatusUnknown),
+        };
+        Ok(std::process::ExitStatus::from_raw(raw))
+    }
+}
+
+/// [`ExitStatus::Unknown`] converted to [`std::process::ExitStatus`], which
+/// has no value for a status that was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the exit status is unknown (the child was reaped elsewhere): std has no equivalent")]
+pub struct StatusUnknown;
+
 /// What a child used, from the kernel's accounting at reap time
 /// (`waitid(2)`'s `rusage` argument).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

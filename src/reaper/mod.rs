@@ -406,8 +406,10 @@ impl Reaper {
     /// Returns false if the child has already exited (not yet reaped).
     pub fn signal(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
         let child = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
-        child.send(signal).map_err(|source| Error::Os {
-            op: "pidfd_send_signal",
+        child.send(signal).map_err(|source| Error::SignalChild {
+            pid: child.pid as u32,
+            signal,
+            tree: false,
             source,
         })
     }
@@ -420,10 +422,14 @@ impl Reaper {
     /// for its namespace). Returns false if nothing was left to signal.
     pub fn signal_tree(&mut self, id: ChildId, signal: Signal) -> Result<bool> {
         let child = self.engine.get(id).ok_or(Error::NoSuchChild(id))?;
-        child.send_ladder(signal).map_err(|source| Error::Os {
-            op: "signalling the contained tree",
-            source,
-        })
+        child
+            .send_ladder(signal)
+            .map_err(|source| Error::SignalChild {
+                pid: child.pid as u32,
+                signal,
+                tree: true,
+                source,
+            })
     }
 
     /// A token that starts this child's ladder from any thread. The same

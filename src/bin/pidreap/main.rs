@@ -60,6 +60,22 @@ fn init_log(verbosity: i32) {
     }
 }
 
+/// An error and its causes on one line, `error: cause: cause`: the
+/// library's messages leave the cause to [`source`](std::error::Error::source).
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// Prints one error line and returns pidreap's own failure code.
 fn usage_error(UsageError(msg): UsageError) -> i32 {
     eprintln!("pidreap: error: {msg}");
@@ -104,7 +120,7 @@ fn run(args: Vec<OsString>) -> i32 {
     // those without a handler, pid_namespaces(7)). Children get the
     // original mask back.
     if let Err(e) = pidreap::block_signals(&supervise::handled()) {
-        eprintln!("pidreap: error: {e}");
+        eprintln!("pidreap: error: {}", Chain(&e));
         return supervise::EXIT_OWN_ERROR;
     }
     match cli::parse_run(args) {

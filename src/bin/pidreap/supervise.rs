@@ -37,6 +37,7 @@ use pidreap::{
 };
 
 use crate::cli::{Contain, ForwardTo, RunOptions};
+use crate::Chain;
 
 /// Signals never forwarded. SIGKILL and SIGSTOP cannot be caught; the
 /// synchronous fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
@@ -182,7 +183,7 @@ fn choose(contain: Contain) -> Result<Containment, i32> {
                 Ok(c)
             }
             Err(e) => {
-                log::error!("--contain {}: {e}", c.name());
+                log::error!("--contain {}: {}", c.name(), Chain(&e));
                 Err(e.exit_code())
             }
         },
@@ -338,7 +339,7 @@ pub fn run(opts: &RunOptions) -> i32 {
     let reaper = match reaper {
         Ok(r) => r,
         Err(e) => {
-            log::error!("cannot start supervising: {e}");
+            log::error!("cannot start supervising: {}", Chain(&e));
             return EXIT_OWN_ERROR;
         }
     };
@@ -416,7 +417,7 @@ impl Supervisor<'_> {
                 Ok(())
             }
             Err(e) => {
-                log::error!("{e}");
+                log::error!("{}", Chain(&e));
                 Err(e.exit_code())
             }
         }
@@ -443,7 +444,7 @@ impl Supervisor<'_> {
                 .poll_timeout()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.reaper.poll(timeout) {
-                log::error!("{e}");
+                log::error!("{}", Chain(&e));
                 if let Some(id) = self.child {
                     let _ = self.reaper.kill(id);
                 }
@@ -490,7 +491,7 @@ impl Supervisor<'_> {
                     show(self.opts.grace)
                 );
                 if let Err(e) = sent {
-                    log::error!("{e}");
+                    log::error!("{}", Chain(&e));
                 }
                 None
             }
@@ -592,7 +593,7 @@ impl Supervisor<'_> {
         if stop && self.stopping && signal == Signal::INT {
             log::warn!("second SIGINT: killing the child now");
             if let Err(e) = self.reaper.kill(id) {
-                log::error!("{e}");
+                log::error!("{}", Chain(&e));
             }
             return None;
         }
@@ -615,7 +616,7 @@ impl Supervisor<'_> {
             Ok(false) => {
                 log::debug!("{forward} not delivered: the child (pid {pid}) has already exited")
             }
-            Err(e) => log::error!("forwarding {forward} to the child (pid {pid}) failed: {e}"),
+            Err(e) => log::error!("forwarding {forward}: {}", Chain(&e)),
         }
         if stop && !self.stopping {
             self.stopping = true;
@@ -631,7 +632,7 @@ impl Supervisor<'_> {
             );
             // SIGCONT now, SIGKILL at the end of the grace.
             if let Err(e) = self.reaper.stop(id) {
-                log::error!("{e}");
+                log::error!("{}", Chain(&e));
             }
         }
         None
@@ -642,7 +643,7 @@ impl Supervisor<'_> {
     fn take_terminal_back(&self) {
         if let Some(fd) = &self.terminal {
             if let Err(e) = pidreap::take_terminal(fd) {
-                log::warn!("{e}");
+                log::warn!("{}", Chain(&e));
             }
         }
     }
