@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{GroupId, StopLadder};
+use crate::rlimit::Resource;
 use crate::signal::Signal;
 
 /// What a child's stdin, stdout or stderr is connected to.
@@ -220,6 +221,13 @@ pub struct Command {
     /// becomes (see [`Command::foreground_terminal`]).
     pub(crate) terminal: Option<Arc<OwnedFd>>,
     pub(crate) setsid: bool,
+    /// Credentials and limits applied in the child (see
+    /// [`Command::uid`] and the methods after it).
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) groups: Option<Vec<u32>>,
+    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+    pub(crate) umask: Option<u32>,
     pub(crate) containment: Containment,
     pub(crate) death_signal: Option<Signal>,
     ladder: Option<Arc<StopLadder>>,
@@ -253,6 +261,11 @@ impl Command {
             pgid: None,
             terminal: None,
             setsid: false,
+            uid: None,
+            gid: None,
+            groups: None,
+            rlimits: Vec::new(),
+            umask: None,
             containment: Containment::None,
             death_signal: Some(Signal::KILL),
             ladder: None,
@@ -405,6 +418,98 @@ impl Command {
     /// [`setsid`](Command::setsid).
     pub fn get_setsid(&self) -> bool {
         self.setsid
+    }
+
+    /// Runs the child as user `uid` (`setuid(2)` before exec, as
+    /// `std::os::unix::process::CommandExt::uid`).
+    ///
+    /// The child changes its credentials itself, with raw system calls, in
+    /// the safe order: supplementary groups, then the group id, then the
+    /// user id, after every step that may need privilege (its cgroup,
+    /// [`rlimit`](Command::rlimit)s) and before
+    /// [`current_dir`](Command::current_dir), which it enters as the new
+    /// user, and before `PR_SET_PDEATHSIG`, which a change of credentials
+    /// clears ([PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)).
+    /// When this process is root and no [`groups`](Command::groups) are set,
+    /// the child drops root's supplementary groups (`setgroups(0, NULL)`) as
+    /// std does; a failure of that implicit drop is ignored, as std ignores
+    /// it. A step that fails (`EPERM` without `CAP_SETUID`, `EINVAL` for an
+    /// id not mapped in a user namespace) fails the spawn with
+    /// [`Error::ChildSetup`](crate::Error::ChildSetup) naming it; the
+    /// program never runs.
+    /// [setuid(2)](https://man7.org/linux/man-pages/man2/setuid.2.html),
+    /// [credentials(7)](https://man7.org/linux/man-pages/man7/credentials.7.html)
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group id `gid` (`setgid(2)` before exec, after
+    /// the supplementary groups and before the user id; see
+    /// [`uid`](Command::uid)).
+    /// [setgid(2)](https://man7.org/linux/man-pages/man2/setgid.2.html)
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Sets the child's supplementary groups (`setgroups(2)` before exec,
+    /// first of the credential steps; see [`uid`](Command::uid)); an empty
+    /// list leaves it none. Needs `CAP_SETGID`.
+    /// [setgroups(2)](https://man7.org/linux/man-pages/man2/setgroups.2.html)
+    pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Sets a resource limit of the child (`prlimit64(2)` on itself before
+    /// exec, before its credentials change, so a raised hard limit only
+    /// needs privilege in this process). `soft` may not exceed `hard`;
+    /// [`Resource::INFINITY`] is no limit. A later call for the same
+    /// resource replaces the earlier. A limit the kernel refuses (`EPERM`
+    /// raising a hard limit without `CAP_SYS_RESOURCE`; `EPERM` for
+    /// [`Resource::NoFile`] above `fs.nr_open`) fails the spawn with
+    /// [`Error::ChildSetup`](crate::Error::ChildSetup).
+    /// [prlimit(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
+    pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Command {
+        self.rlimits.retain(|(r, ..)| *r != resource);
+        self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// Sets the child's file mode creation mask (`umask(2)` before exec),
+    /// such as `0o077`; bits above `0o777` make the spawn fail with
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput).
+    /// [umask(2)](https://man7.org/linux/man-pages/man2/umask.2.html)
+    pub fn umask(&mut self, mask: u32) -> &mut Command {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// The user id set with [`uid`](Command::uid).
+    pub fn get_uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// The group id set with [`gid`](Command::gid).
+    pub fn get_gid(&self) -> Option<u32> {
+        self.gid
+    }
+
+    /// The supplementary groups set with [`groups`](Command::groups).
+    pub fn get_groups(&self) -> Option<&[u32]> {
+        self.groups.as_deref()
+    }
+
+    /// The resource limits set with [`rlimit`](Command::rlimit):
+    /// `(resource, soft, hard)`.
+    pub fn get_rlimits(&self) -> impl Iterator<Item = (Resource, u64, u64)> + '_ {
+        self.rlimits.iter().copied()
+    }
+
+    /// The mask set with [`umask`](Command::umask).
+    pub fn get_umask(&self) -> Option<u32> {
+        self.umask
     }
 
     /// How much of the child's process tree is stopped with it and dies with

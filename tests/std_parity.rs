@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use pidreap::{Command, Error, ExitStatus, Reaper, Signal};
+use pidreap::{Command, Error, ExitStatus, Reaper, Resource, Signal};
 
 const WATCHDOG: Duration = Duration::from_secs(300);
 
@@ -156,4 +156,134 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// One line of `/proc/PID/status`, such as `Uid:`, without the label.
+fn status_line(pid: u32, label: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} line in /proc/{pid}/status:\n{text}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn root_drops_to_nobody_with_groups_limits_and_umask() {
+    if !is_root() && support::skip("root_drops_to_nobody", "not root") {
+        return;
+    }
+    let mut r = reaper();
+    let mut guard = support::Guard::new();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30")
+        .uid(65534)
+        .gid(65534)
+        .groups(&[])
+        .rlimit(Resource::NoFile, 100, 200)
+        .rlimit(Resource::Core, 0, 0)
+        .umask(0o027);
+    let child = r.spawn(&cmd).expect("spawning as nobody");
+    let pid = child.pid();
+    guard.track(pid);
+    support::wait_exec(pid, "sleep");
+    // Real, effective, saved and filesystem ids.
+    assert_eq!(status_line(pid, "Uid:"), "65534 65534 65534 65534");
+    assert_eq!(status_line(pid, "Gid:"), "65534 65534 65534 65534");
+    assert_eq!(status_line(pid, "Groups:"), "");
+    assert_eq!(status_line(pid, "Umask:"), "0027");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {limits}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line(Resource::NoFile.name()),
+        "Max open files 100 200 files"
+    );
+    assert_eq!(line(Resource::Core.name()), "Max core file size 0 0 bytes");
+    r.kill(child.id()).unwrap();
+    let exit = r
+        .wait(child.id(), Some(support::LONG))
+        .unwrap()
+        .expect("reaped");
+    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+
+    // Supplementary groups as given, and root's dropped with a uid alone.
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30").uid(65534).gid(65534).groups(&[65534, 4, 100]);
+    let child = r.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    support::wait_exec(child.pid(), "sleep");
+    assert_eq!(status_line(child.pid(), "Groups:"), "4 100 65534");
+    r.kill(child.id()).unwrap();
+    // A uid alone, from root: no supplementary groups are kept, the
+    // group id is root's.
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30").uid(65534);
+    let child = r.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    support::wait_exec(child.pid(), "sleep");
+    assert_eq!(status_line(child.pid(), "Uid:"), "65534 65534 65534 65534");
+    assert_eq!(status_line(child.pid(), "Gid:"), "0 0 0 0");
+    assert_eq!(status_line(child.pid(), "Groups:"), "");
+    r.kill(child.id()).unwrap();
+}
+
+#[test]
+fn a_failing_credential_or_limit_step_is_a_typed_error_naming_it() {
+    if !is_root() && support::skip("a_failing_step", "not root") {
+        return;
+    }
+    let mut r = reaper();
+    // RLIMIT_NOFILE above fs.nr_open is refused even to root (EPERM).
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut cmd = Command::new("true");
+    cmd.rlimit(Resource::NoFile, nr_open + 1, nr_open + 1);
+    let e = r.spawn(&cmd).expect_err("a limit above nr_open");
+    match &e {
+        Error::ChildSetup { step, source, .. } => {
+            assert!(step.contains("resource limits (prlimit64)"), "{e}");
+            assert_eq!(source.raw_os_error(), Some(libc::EPERM), "{e:?}");
+        }
+        other => panic!("expected ChildSetup, got {other:?}"),
+    }
+    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::PermissionDenied);
+
+    // The directory is entered as the new user: a root-only directory
+    // is refused to nobody, which proves chdir comes after setuid.
+    let dir = tempdir();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cmd = Command::new("true");
+    cmd.uid(65534).gid(65534).current_dir(&dir);
+    let e = r.spawn(&cmd).expect_err("a root-only directory as nobody");
+    assert!(
+        matches!(&e, Error::Chdir { source, .. } if source.raw_os_error() == Some(libc::EACCES)),
+        "{e:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Checked before any clone.
+    for cmd in [
+        Command::new("true").umask(0o1777).clone(),
+        Command::new("true").uid(u32::MAX).clone(),
+        Command::new("true").rlimit(Resource::Stack, 2, 1).clone(),
+    ] {
+        let e = r.spawn(&cmd).expect_err("invalid");
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    }
 }

@@ -10,7 +10,7 @@ use crate::command::{Command, Containment, StdioKind};
 use crate::error::{Error, Result};
 use crate::signal::Signal;
 use crate::sys::fd;
-use crate::sys::spawn::{ChildFd, IdMaps, SpawnRequest};
+use crate::sys::spawn::{ChildFd, Groups, IdMaps, RlimitEntry, SpawnRequest};
 
 /// A spawn ready to go: the request for the sys layer, the child's ends of
 /// its stdio (closed in the parent once the child has exec'd), and the
@@ -61,6 +61,7 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
         }
         None => None,
     };
+    let (rlimits, umask, groups) = limits_and_credentials(cmd)?;
     Ok(SpawnPlan {
         request: SpawnRequest {
             candidates,
@@ -75,6 +76,11 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
             setsid: cmd.setsid,
             death_signal: cmd.death_signal.map(Signal::as_raw),
             nofile,
+            rlimits,
+            umask,
+            groups,
+            gid: cmd.gid,
+            uid: cmd.uid,
             new_pid_namespace: cmd.containment == Containment::PidNamespace,
             user_namespace: (cmd.containment == Containment::PidNamespace
                 && !crate::containment::has_cap_sys_admin())
@@ -86,6 +92,63 @@ pub(crate) fn plan(cmd: &Command, nofile: Option<(u64, u64)>) -> Result<SpawnPla
         child_ends,
         parent_ends,
     })
+}
+
+/// The child's resource limits, umask and supplementary groups, checked:
+/// a soft limit above its hard limit, umask bits above `0o777`, more
+/// groups than the kernel takes (`NGROUPS_MAX`, 65536) or the id -1 (which
+/// the kernel reads as "unchanged") are refused here, before any clone.
+/// With a uid change and no groups set, a root process gives its child
+/// none of its own (as std does).
+fn limits_and_credentials(
+    cmd: &Command,
+) -> Result<(Vec<RlimitEntry>, Option<u32>, Option<Groups>)> {
+    let mut rlimits = Vec::with_capacity(cmd.rlimits.len());
+    for &(resource, soft, hard) in &cmd.rlimits {
+        if soft > hard {
+            return Err(Error::InvalidInput(format!(
+                "{} ({resource:?}): the soft limit {soft} is above the hard limit {hard}",
+                resource.name()
+            )));
+        }
+        rlimits.push(RlimitEntry {
+            resource: resource.as_raw() as u32,
+            limits: [soft, hard],
+        });
+    }
+    if let Some(mask) = cmd.umask {
+        if mask & !0o777 != 0 {
+            return Err(Error::InvalidInput(format!(
+                "umask {mask:#o} has bits above 0o777"
+            )));
+        }
+    }
+    for (what, id) in [("uid", cmd.uid), ("gid", cmd.gid)] {
+        if id == Some(u32::MAX) {
+            return Err(Error::InvalidInput(format!(
+                "{what} 4294967295 (-1) means \"unchanged\" to the kernel"
+            )));
+        }
+    }
+    const NGROUPS_MAX: usize = 65536;
+    let groups = match &cmd.groups {
+        Some(list) if list.len() > NGROUPS_MAX => {
+            return Err(Error::InvalidInput(format!(
+                "{} supplementary groups: the kernel takes at most {NGROUPS_MAX}",
+                list.len()
+            )))
+        }
+        Some(list) => Some(Groups {
+            list: list.clone(),
+            required: true,
+        }),
+        None if cmd.uid.is_some() && rustix::process::geteuid().is_root() => Some(Groups {
+            list: Vec::new(),
+            required: false,
+        }),
+        None => None,
+    };
+    Ok((rlimits, cmd.umask, groups))
 }
 
 fn c_string(what: &str, s: &OsStr) -> Result<CString> {

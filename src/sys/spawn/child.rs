@@ -21,7 +21,10 @@
 //!    if asked; or [`start_session`]: `setsid`, if asked (never both);
 //! 4. [`install_stdio`]: the stdio sources onto 0, 1 and 2, every other fd
 //!    close-on-exec;
-//! 5. [`change_directory`] and [`restore_fd_limit`], if asked;
+//! 5. each if asked: [`restore_fd_limit`], [`set_limits`], [`set_umask`],
+//!    then the credentials in the safe order, each step needing the
+//!    privilege the next one drops: [`set_groups`], [`set_gid`],
+//!    [`set_uid`]; then [`change_directory`], as the new user;
 //! 6. [`restore_signal_mask`]: the mask the process had before pidreap
 //!    blocked anything (every signal is blocked across the clone);
 //! 7. [`set_death_signal`]: `PR_SET_PDEATHSIG`, then exit at once if the
@@ -36,6 +39,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use crate::sys::raw::{exit_group, syscall4, syscall6, KernelPollFd, KernelTimespec};
 use crate::sys::signals::{KernelSigset, KERNEL_SIGSET_SIZE};
+
+use super::RlimitEntry;
 
 /// What the child was doing when it failed. Stored as a number in
 /// [`ChildResult`].
@@ -54,6 +59,10 @@ pub(crate) enum Stage {
     UserNamespace = 10,
     Session = 11,
     Terminal = 12,
+    Limits = 13,
+    Groups = 14,
+    Gid = 15,
+    Uid = 16,
 }
 
 impl Stage {
@@ -71,6 +80,10 @@ impl Stage {
             10 => Stage::UserNamespace,
             12 => Stage::Terminal,
             11 => Stage::Session,
+            13 => Stage::Limits,
+            14 => Stage::Groups,
+            15 => Stage::Gid,
+            16 => Stage::Uid,
             _ => return None,
         })
     }
@@ -84,6 +97,10 @@ impl Stage {
             Stage::Stdio => "setting up stdio (dup3)",
             Stage::Chdir => "changing directory (chdir)",
             Stage::Rlimit => "restoring RLIMIT_NOFILE (prlimit64)",
+            Stage::Limits => "setting its resource limits (prlimit64)",
+            Stage::Groups => "setting its supplementary groups (setgroups)",
+            Stage::Gid => "setting its group id (setgid)",
+            Stage::Uid => "setting its user id (setuid)",
             Stage::DeathSignal => "setting the parent-death signal (prctl)",
             Stage::Exec => "executing the program (execve)",
             Stage::Cgroup => "moving into its cgroup (writing 0 to cgroup.procs)",
@@ -163,6 +180,20 @@ pub(crate) struct Plan {
     /// Restore `RLIMIT_NOFILE` to `nofile` (soft, hard).
     pub(crate) has_nofile: bool,
     pub(crate) nofile: [u64; 2],
+    /// `rlimit_count` limits to set with `prlimit64`, after `nofile`.
+    pub(crate) rlimits: *const RlimitEntry,
+    pub(crate) rlimit_count: usize,
+    /// The `umask`, or -1 to leave it.
+    pub(crate) umask: c_int,
+    /// `group_count` supplementary groups, set as `groups_mode` says.
+    pub(crate) groups: *const u32,
+    pub(crate) group_count: usize,
+    pub(crate) groups_mode: u8,
+    /// `setgid(gid)` if `has_gid`, then `setuid(uid)` if `has_uid`.
+    pub(crate) has_gid: bool,
+    pub(crate) gid: u32,
+    pub(crate) has_uid: bool,
+    pub(crate) uid: u32,
     /// Test hook (feature `testing`): a `timespec` to sleep before
     /// `PR_SET_PDEATHSIG`, zero for none.
     #[cfg(feature = "testing")]
@@ -176,6 +207,13 @@ pub(crate) struct Plan {
     /// pipe instead): a child that never ran was killed at birth.
     pub(crate) ran: *mut u32,
 }
+
+/// [`Plan::groups_mode`]: leave the supplementary groups alone.
+pub(crate) const GROUPS_KEEP: u8 = 0;
+/// Set them; a failure fails the spawn.
+pub(crate) const GROUPS_SET: u8 = 1;
+/// Set them (root's implicit drop with a uid change); ignore a failure.
+pub(crate) const GROUPS_TRY: u8 = 2;
 
 /// The byte a fork-path child writes to the exec-status pipe first.
 pub(crate) const RAN_MARK: u8 = b'r';
@@ -265,11 +303,26 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
             start_session(p);
         }
         install_stdio(p);
-        if !p.cwd.is_null() {
-            change_directory(p);
-        }
         if p.has_nofile {
             restore_fd_limit(p);
+        }
+        if p.rlimit_count > 0 {
+            set_limits(p);
+        }
+        if p.umask >= 0 {
+            set_umask(p);
+        }
+        if p.groups_mode != GROUPS_KEEP {
+            set_groups(p);
+        }
+        if p.has_gid {
+            set_gid(p);
+        }
+        if p.has_uid {
+            set_uid(p);
+        }
+        if !p.cwd.is_null() {
+            change_directory(p);
         }
         restore_signal_mask(p);
         #[cfg(feature = "testing")]
@@ -578,7 +631,8 @@ unsafe fn install_stdio(p: &Plan) {
     }
 }
 
-/// Step 5a: `chdir`. [chdir(2)](https://man7.org/linux/man-pages/man2/chdir.2.html)
+/// Step 5g: `chdir`, as the child's final user (after [`set_uid`]), as
+/// std does. [chdir(2)](https://man7.org/linux/man-pages/man2/chdir.2.html)
 unsafe fn change_directory(p: &Plan) {
     // SAFETY: `cwd` is a NUL-terminated string owned by the parent.
     let r = unsafe { syscall4(libc::SYS_chdir, p.cwd as usize, 0, 0, 0) };
@@ -588,7 +642,7 @@ unsafe fn change_directory(p: &Plan) {
     }
 }
 
-/// Step 5b: give the child the `RLIMIT_NOFILE` the process had before
+/// Step 5a: give the child the `RLIMIT_NOFILE` the process had before
 /// pidreap raised it (programs using `select(2)` break above 1024).
 /// [prlimit64(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
 unsafe fn restore_fd_limit(p: &Plan) {
@@ -605,6 +659,82 @@ unsafe fn restore_fd_limit(p: &Plan) {
     if r < 0 {
         // SAFETY: forwarded from the caller.
         unsafe { fail(p, Stage::Rlimit, r.wrapping_neg()) }
+    }
+}
+
+/// Step 5b: the resource limits the command sets, each with
+/// `prlimit64(0, resource, &[soft, hard], NULL)` on the child itself, before
+/// its credentials change (raising a hard limit needs `CAP_SYS_RESOURCE`).
+/// [prlimit64(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
+unsafe fn set_limits(p: &Plan) {
+    let mut i = 0usize;
+    while i < p.rlimit_count {
+        // SAFETY: `rlimits` holds `rlimit_count` entries owned by the
+        // parent; `i` is below that.
+        let entry = unsafe { &*p.rlimits.add(i) };
+        // SAFETY: prlimit64 reads two u64s (soft, hard) from the entry.
+        let r = unsafe {
+            syscall4(
+                libc::SYS_prlimit64,
+                0,
+                entry.resource as usize,
+                entry.limits.as_ptr() as usize,
+                0,
+            )
+        };
+        if r < 0 {
+            // SAFETY: forwarded from the caller.
+            unsafe { fail(p, Stage::Limits, r.wrapping_neg()) }
+        }
+        i = i.wrapping_add(1);
+    }
+}
+
+/// Step 5c: `umask`, which cannot fail.
+/// [umask(2)](https://man7.org/linux/man-pages/man2/umask.2.html)
+unsafe fn set_umask(p: &Plan) {
+    // SAFETY: umask takes an integer.
+    unsafe { syscall4(libc::SYS_umask, p.umask as usize, 0, 0, 0) };
+}
+
+/// Step 5d, the first credential step: `setgroups`, while the child still
+/// has the privilege for it (the group and user ids change after).
+/// The raw system call changes this process alone, which is what the child
+/// is (it shares no thread group with the parent).
+/// [setgroups(2)](https://man7.org/linux/man-pages/man2/setgroups.2.html)
+unsafe fn set_groups(p: &Plan) {
+    // SAFETY: setgroups reads `group_count` u32s owned by the parent (a
+    // null pointer with a count of 0 clears them).
+    let r = unsafe { syscall4(libc::SYS_setgroups, p.group_count, p.groups as usize, 0, 0) };
+    if r < 0 && p.groups_mode == GROUPS_SET {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Groups, r.wrapping_neg()) }
+    }
+}
+
+/// Step 5e: `setgid`, after the groups and before the user id (after
+/// `setuid` the child would lack the privilege for it).
+/// [setgid(2)](https://man7.org/linux/man-pages/man2/setgid.2.html)
+unsafe fn set_gid(p: &Plan) {
+    // SAFETY: setgid takes an integer.
+    let r = unsafe { syscall4(libc::SYS_setgid, p.gid as usize, 0, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Gid, r.wrapping_neg()) }
+    }
+}
+
+/// Step 5f, the last step that may use privilege: `setuid`. A root child
+/// changes its real, effective and saved user ids and so drops root for
+/// good. It runs before `PR_SET_PDEATHSIG` (step 7), which a change of
+/// effective ids clears.
+/// [setuid(2)](https://man7.org/linux/man-pages/man2/setuid.2.html)
+unsafe fn set_uid(p: &Plan) {
+    // SAFETY: setuid takes an integer.
+    let r = unsafe { syscall4(libc::SYS_setuid, p.uid as usize, 0, 0, 0) };
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, Stage::Uid, r.wrapping_neg()) }
     }
 }
 

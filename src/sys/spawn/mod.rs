@@ -90,6 +90,16 @@ pub(crate) struct SpawnRequest {
     pub(crate) death_signal: Option<i32>,
     /// `RLIMIT_NOFILE` to restore in the child (soft, hard).
     pub(crate) nofile: Option<(u64, u64)>,
+    /// Resource limits to set in the child, after `nofile`.
+    pub(crate) rlimits: Vec<RlimitEntry>,
+    /// `umask` in the child.
+    pub(crate) umask: Option<u32>,
+    /// Supplementary groups to set in the child (`setgroups`).
+    pub(crate) groups: Option<Groups>,
+    /// `setgid` in the child.
+    pub(crate) gid: Option<u32>,
+    /// `setuid` in the child.
+    pub(crate) uid: Option<u32>,
     /// Start the child as init of a new PID namespace (`CLONE_NEWPID`).
     pub(crate) new_pid_namespace: bool,
     /// Also in a new user namespace (`CLONE_NEWUSER`), with these
@@ -103,6 +113,24 @@ pub(crate) struct SpawnRequest {
     /// Test hook: sleep this long in the child before `PR_SET_PDEATHSIG`.
     #[cfg(feature = "testing")]
     pub(crate) setup_delay: Option<std::time::Duration>,
+}
+
+/// One resource limit for the child: `prlimit64(0, resource, &[soft, hard])`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RlimitEntry {
+    pub(crate) resource: u32,
+    /// Soft, hard.
+    pub(crate) limits: [u64; 2],
+}
+
+/// Supplementary groups for the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Groups {
+    pub(crate) list: Vec<u32>,
+    /// False for the implicit drop of root's groups along with a uid
+    /// change: a failure is ignored, as std does.
+    pub(crate) required: bool,
 }
 
 /// The one-line id maps of a new user namespace.

@@ -7,7 +7,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::child::{child_main, ChildResult, Plan, Stage, RAN_MARK};
+use super::child::{
+    child_main, ChildResult, Plan, Stage, GROUPS_KEEP, GROUPS_SET, GROUPS_TRY, RAN_MARK,
+};
 use super::{
     degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE3, NO_CLONE_PIDFD,
     NO_FILES, NO_VM,
@@ -173,6 +175,23 @@ impl Spawner {
             shell_argv: shell_argv.as_mut_ptr(),
             has_nofile: req.nofile.is_some(),
             nofile: req.nofile.map_or([0, 0], |(s, h)| [s, h]),
+            rlimits: req.rlimits.as_ptr(),
+            rlimit_count: req.rlimits.len(),
+            umask: req.umask.map_or(-1, |m| m as c_int),
+            groups: req
+                .groups
+                .as_ref()
+                .map_or(std::ptr::null(), |g| g.list.as_ptr()),
+            group_count: req.groups.as_ref().map_or(0, |g| g.list.len()),
+            groups_mode: match &req.groups {
+                None => GROUPS_KEEP,
+                Some(g) if g.required => GROUPS_SET,
+                Some(_) => GROUPS_TRY,
+            },
+            has_gid: req.gid.is_some(),
+            gid: req.gid.unwrap_or(0),
+            has_uid: req.uid.is_some(),
+            uid: req.uid.unwrap_or(0),
             #[cfg(feature = "testing")]
             delay: [delay.as_secs() as i64, delay.subsec_nanos() as i64],
             err_pipe: err_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
