@@ -486,6 +486,48 @@ impl Command {
         self
     }
 
+    /// Runs the command to its end and collects its output, as
+    /// `std::process::Command::output` does: stdout and stderr are piped
+    /// (whatever the command sets) and read to end-of-file, both at once
+    /// (with [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)),
+    /// so a child writing much to both cannot deadlock; stdin is
+    /// `/dev/null` unless the command sets another than
+    /// [`Stdio::inherit`] (a piped stdin is closed at once).
+    ///
+    /// Runs under a private [`Reaper`](crate::Reaper) made for the call
+    /// (an epoll instance, a timer and the spawn stack, released when it
+    /// returns), so the child has its [`death_signal`](Command::death_signal)
+    /// and [`Containment`] as with any spawn; under
+    /// [`Containment::Cgroup`] the call returns once the whole tree is
+    /// gone. As with std, a descendant that keeps stdout or stderr open
+    /// keeps the call waiting for it.
+    ///
+    /// ```
+    /// let out = pidreap::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).output()?;
+    /// assert_eq!(out.status.code(), Some(3));
+    /// assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    /// # Ok::<(), pidreap::Error>(())
+    /// ```
+    pub fn output(&self) -> crate::Result<crate::Output> {
+        crate::output::output(self)
+    }
+
+    /// Runs the command to its end with its stdio as set (inherited by
+    /// default) and returns how it ended, as
+    /// `std::process::Command::status` does. A piped stdio is closed at
+    /// once: the child reads end-of-file, and a write gets `EPIPE`. Runs
+    /// under a private [`Reaper`](crate::Reaper), as
+    /// [`output`](Command::output) does.
+    ///
+    /// ```
+    /// let status = pidreap::Command::new("true").status()?;
+    /// assert!(status.success());
+    /// # Ok::<(), pidreap::Error>(())
+    /// ```
+    pub fn status(&self) -> crate::Result<crate::ExitStatus> {
+        crate::output::status(self)
+    }
+
     /// The user id set with [`uid`](Command::uid).
     pub fn get_uid(&self) -> Option<u32> {
         self.uid

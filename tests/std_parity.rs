@@ -287,3 +287,119 @@ fn a_failing_credential_or_limit_step_is_a_typed_error_naming_it() {
         assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
     }
 }
+
+/// Runs `f` on a thread of its own and waits at most [`support::LONG`]
+/// for it: `output()` and `status()` have no deadline of their own. The
+/// thread's children die with it (PDEATHSIG) if it is stuck when the test
+/// process exits.
+fn within_deadline<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    support::watchdog(WATCHDOG);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(support::LONG)
+        .unwrap_or_else(|_| panic!("{what} did not return within {:?}", support::LONG))
+}
+
+#[test]
+fn output_collects_megabytes_on_both_streams_without_deadlock() {
+    // Each stream gets far more than a pipe holds (64 KiB), stderr first
+    // and last, so reading one stream to its end before the other would
+    // block for ever.
+    let script = "yes err | head -c 3000000 >&2; yes out | head -c 5000000; \
+                  yes err | head -c 1000000 >&2; exit 4";
+    let out = within_deadline("output()", move || {
+        Command::new("sh").args(["-c", script]).output()
+    })
+    .expect("output()");
+    assert_eq!(out.status, ExitStatus::Exited(4));
+    assert_eq!(out.stdout.len(), 5_000_000);
+    assert_eq!(out.stderr.len(), 4_000_000);
+    let theirs = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.stdout == theirs.stdout, "stdout differs from std's");
+    assert!(out.stderr == theirs.stderr, "stderr differs from std's");
+    assert_eq!(
+        std::process::ExitStatus::try_from(out.status).unwrap(),
+        theirs.status
+    );
+}
+
+#[test]
+fn output_gives_stdin_end_of_file_and_reports_errors_and_signals() {
+    // stdin is /dev/null by default, and a piped stdin is closed at once:
+    // cat ends instead of waiting for input.
+    let out = within_deadline("output() of cat", || Command::new("cat").output()).unwrap();
+    assert_eq!((out.status, out.stdout.len()), (ExitStatus::Exited(0), 0));
+    let out = within_deadline("output() of cat, piped stdin", || {
+        Command::new("cat").stdin(pidreap::Stdio::piped()).output()
+    })
+    .unwrap();
+    assert_eq!((out.status, out.stdout.len()), (ExitStatus::Exited(0), 0));
+
+    let e = Command::new("/nonexistent/pidreap-program")
+        .output()
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+
+    let out = within_deadline("output() of a killed shell", || {
+        Command::new("sh")
+            .args(["-c", "echo before; kill -KILL $$"])
+            .output()
+    })
+    .unwrap();
+    assert_eq!(out.status.signal(), Some(Signal::KILL));
+    assert_eq!(out.stdout, b"before\n");
+}
+
+#[test]
+fn status_runs_to_the_end_with_stdio_as_set() {
+    let status = within_deadline("status()", || {
+        Command::new("sh").args(["-c", "exit 7"]).status()
+    })
+    .unwrap();
+    assert_eq!(status, ExitStatus::Exited(7));
+    // A piped stdin is closed: cat sees end-of-file and exits 0.
+    let status = within_deadline("status() of cat", || {
+        Command::new("cat")
+            .stdin(pidreap::Stdio::piped())
+            .stdout(pidreap::Stdio::null())
+            .status()
+    })
+    .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn try_wait_is_none_while_running_then_the_exit_once() {
+    let mut r = reaper();
+    let mut guard = support::Guard::new();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let child = r.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    let id = child.id();
+    let mut other = Command::new("true");
+    other.stdout(pidreap::Stdio::null());
+    let other = r.spawn(&other).unwrap().id();
+    assert!(r.try_wait(id).unwrap().is_none(), "sleep 30 is running");
+    r.signal(id, Signal::TERM).unwrap();
+    let mut exit = None;
+    support::wait_until(support::LONG, "try_wait to see sleep's exit", || {
+        exit = r.try_wait(id).unwrap();
+        exit.is_some()
+    });
+    let exit = exit.unwrap();
+    assert_eq!((exit.id, exit.status.signal()), (id, Some(Signal::TERM)));
+    // Handed out once.
+    assert!(matches!(r.try_wait(id), Err(Error::NoSuchChild(i)) if i == id));
+    // The other child's exit stayed for its own waiter.
+    let exit = r
+        .wait(other, Some(support::LONG))
+        .unwrap()
+        .expect("true exits");
+    assert!(exit.status.success());
+}

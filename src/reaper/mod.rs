@@ -579,6 +579,33 @@ impl Reaper {
         }
     }
 
+    /// Whether child `id` has exited, without blocking: its exit if it has
+    /// (reaped through the usual path, now if need be: its
+    /// [`Event::Exited`] is taken from the queue and not handed out
+    /// again), `Ok(None)` while it runs. Other events stay queued.
+    /// `Err(NoSuchChild)` for an id that is not supervised, or whose exit
+    /// was already handed out.
+    pub fn try_wait(&mut self, id: ChildId) -> Result<Option<Exit>> {
+        for first in [true, false] {
+            let found = self
+                .queue
+                .iter()
+                .position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
+            if let Some(pos) = found {
+                if let Some(Event::Exited(exit)) = self.queue.remove(pos) {
+                    return Ok(Some(exit));
+                }
+            }
+            if self.engine.get(id).is_none() {
+                return Err(Error::NoSuchChild(id));
+            }
+            if first {
+                self.poll(Some(Duration::ZERO))?;
+            }
+        }
+        Ok(None)
+    }
+
     /// Stops every child concurrently and returns when all are reaped:
     /// each gets its ladder's first signal (and SIGCONT) now and SIGKILL at
     /// `grace` at the latest. Bounded: it returns after `grace` plus the
