@@ -29,7 +29,9 @@ use crate::signal::Signal;
 ///
 /// A failed [`spawn`](crate::Reaper::spawn) never leaves a child behind:
 /// a child that was created and then failed (exec error, bad directory, ...)
-/// is reaped before the error is returned.
+/// is reaped before the error is returned; its errors name the program, not
+/// the pid, which no longer belongs to it. Errors about a live child name
+/// it by pid ([`Error::SignalChild`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
