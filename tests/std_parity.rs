@@ -403,3 +403,29 @@ fn try_wait_is_none_while_running_then_the_exit_once() {
         .expect("true exits");
     assert!(exit.status.success());
 }
+
+#[test]
+fn a_child_that_changed_its_user_still_dies_with_its_spawning_thread() {
+    if !is_root() && support::skip("pdeathsig_after_setuid", "not root") {
+        return;
+    }
+    support::watchdog(WATCHDOG);
+    // A credential change clears PR_SET_PDEATHSIG: the child must set it
+    // after setuid, or it would outlive its supervisor.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = Reaper::new().expect("a reaper");
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").uid(65534).gid(65534);
+        let child = r.spawn(&cmd).expect("spawning as nobody");
+        tx.send(child.pid()).unwrap();
+        // No Drop: only the parent-death signal can end the child.
+        std::mem::forget(r);
+    });
+    let pid = rx.recv_timeout(support::LONG).expect("the thread spawned");
+    let mut guard = support::Guard::new();
+    guard.track(pid);
+    support::wait_until(support::LONG, "the child to die with its thread", || {
+        matches!(support::state(pid), None | Some('Z'))
+    });
+}
