@@ -89,6 +89,8 @@ mod sys;
 mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use command::{Command, Containment, Stdio};
 pub use engine::id::{ChildId, GroupId};
