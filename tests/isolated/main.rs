@@ -236,6 +236,11 @@ pub(crate) const TESTS: &[Test] = &[
         60,
         primitive::drop_kills_and_reaps,
     ),
+    t(
+        "async_reaper_reaps_more_exits_than_one_poll_handles",
+        120,
+        || primitive::async_reaper_more_exits_than_one_poll(1500),
+    ),
 ];
 
 fn main() -> ExitCode {
