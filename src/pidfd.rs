@@ -100,7 +100,11 @@ impl PidFd {
 
     /// Waits for the child to exit and reaps it, blocking the calling
     /// thread (not for use on a reactor's thread: register the fd and call
-    /// [`try_wait`](PidFd::try_wait) when it is readable).
+    /// [`try_wait`](PidFd::try_wait) when it is readable). If something
+    /// made the pidfd's file description non-blocking (`O_NONBLOCK`, as
+    /// async-io's `Async::new` does to the fd it is given), a running child
+    /// makes this fail with `EAGAIN`
+    /// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)).
     /// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
     pub fn wait(&mut self) -> Result<Reaped> {
         if let Some(r) = self.reaped {
