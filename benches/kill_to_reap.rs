@@ -19,9 +19,18 @@ enum Sys {
     Raw,
     Tokio,
     StdThread,
+    AsyncReaper,
+    AsyncPidFd,
 }
 
-const ALL: [Sys; 4] = [Sys::Pidreap, Sys::Raw, Sys::Tokio, Sys::StdThread];
+const ALL: [Sys; 6] = [
+    Sys::Pidreap,
+    Sys::Raw,
+    Sys::Tokio,
+    Sys::StdThread,
+    Sys::AsyncReaper,
+    Sys::AsyncPidFd,
+];
 
 impl Sys {
     fn name(self) -> &'static str {
@@ -30,6 +39,8 @@ impl Sys {
             Sys::Raw => "raw pidfd+epoll loop",
             Sys::Tokio => "tokio::process (current-thread)",
             Sys::StdThread => "std thread-per-child",
+            Sys::AsyncReaper => "pidreap AsyncReaper in tokio",
+            Sys::AsyncPidFd => "pidreap::spawn+AsyncPidFd tokio",
         }
     }
     fn index(self) -> usize {
@@ -47,9 +58,13 @@ enum Kind {
     Holder,
     /// tokio children on the same runtime.
     Tokio,
+    /// Children of a `pidreap::tokio::AsyncReaper` on a tokio runtime, the
+    /// `tokio_reaper` example's setup; `pidreap::spawn` children awaited
+    /// through `AsyncPidFd` (the `tokio_pidfd` example's) share its reactor.
+    AsyncReaper,
 }
 
-const KINDS: [Kind; 3] = [Kind::Pidreap, Kind::Holder, Kind::Tokio];
+const KINDS: [Kind; 4] = [Kind::Pidreap, Kind::Holder, Kind::Tokio, Kind::AsyncReaper];
 
 impl Kind {
     fn systems(self) -> &'static [Sys] {
@@ -57,6 +72,7 @@ impl Kind {
             Kind::Pidreap => &[Sys::Pidreap],
             Kind::Holder => &[Sys::Raw, Sys::StdThread],
             Kind::Tokio => &[Sys::Tokio],
+            Kind::AsyncReaper => &[Sys::AsyncReaper, Sys::AsyncPidFd],
         }
     }
 }
@@ -66,6 +82,7 @@ struct World {
     reaper: Option<pidreap::Reaper>,
     raw: Option<RawLoop>,
     tokio: Option<(tokio::runtime::Runtime, Vec<tokio::process::Child>)>,
+    async_reaper: Option<(tokio::runtime::Runtime, pidreap::tokio::AsyncReaper)>,
 }
 
 impl World {
@@ -104,6 +121,19 @@ impl World {
                 }
                 w.tokio = Some((rt, bg));
             }
+            Kind::AsyncReaper => {
+                let rt = tokio_rt();
+                let mut r = {
+                    let _g = rt.enter();
+                    pidreap::tokio::AsyncReaper::new(pidreap::Reaper::new().expect("reaper"))
+                        .expect("registering the reaper in tokio")
+                };
+                let cmd = pidreap_sleeper();
+                populate("pidreap in tokio", others, || {
+                    r.get_mut().spawn(&cmd).expect("spawn background child");
+                });
+                w.async_reaper = Some((rt, r));
+            }
         }
         w
     }
@@ -115,6 +145,7 @@ impl World {
             w.reaper = w.reaper.or(one.reaper);
             w.raw = w.raw.or(one.raw);
             w.tokio = w.tokio.or(one.tokio);
+            w.async_reaper = w.async_reaper.or(one.async_reaper);
         }
         w
     }
@@ -128,6 +159,13 @@ impl World {
         }
         if let Some((rt, bg)) = self.tokio.as_mut() {
             tokio_kill_all(rt, bg);
+        }
+        if let Some((rt, r)) = self.async_reaper.take() {
+            let mut r = {
+                let _g = rt.enter();
+                r.into_inner()
+            };
+            pidreap_kill_all(&mut r, Duration::from_secs(30));
         }
     }
 
@@ -205,6 +243,50 @@ impl World {
                 let t1 = Instant::now();
                 got.expect("std: reaped in time").expect("wait");
                 waiter.join().expect("waiter");
+                us(t1 - t0)
+            }
+            Sys::AsyncReaper => {
+                let (rt, r) = self.async_reaper.as_mut().expect("async reaper world");
+                let child = r.get_mut().spawn(&pidreap_sleeper()).expect("spawn");
+                settle(child.pid(), "sleep");
+                let t0 = Instant::now();
+                r.get_mut().kill(child.id()).expect("kill");
+                let ev = rt.block_on(async { tokio::time::timeout(BOUND, r.next_event()).await });
+                let t1 = Instant::now();
+                match ev
+                    .expect("AsyncReaper: reaped in time")
+                    .expect("next_event")
+                {
+                    pidreap::Event::Exited(exit) => {
+                        assert_eq!(exit.id, child.id());
+                        assert_eq!(exit.status.signal(), Some(pidreap::Signal::KILL));
+                    }
+                    other => panic!("unexpected event {other:?}"),
+                }
+                us(t1 - t0)
+            }
+            Sys::AsyncPidFd => {
+                let (rt, _) = self.async_reaper.as_mut().expect("async reaper world");
+                let child = pidreap::spawn(&pidreap_sleeper()).expect("spawn");
+                let pid = child.pid();
+                let mut child = {
+                    let _g = rt.enter();
+                    pidreap::tokio::AsyncPidFd::new(child.pidfd).expect("register")
+                };
+                settle(pid, "sleep");
+                let t0 = Instant::now();
+                child
+                    .get_ref()
+                    .send_signal(pidreap::Signal::KILL)
+                    .expect("kill");
+                let r = rt.block_on(async { tokio::time::timeout(BOUND, child.wait()).await });
+                let t1 = Instant::now();
+                let r = r.expect("AsyncPidFd: reaped in time").expect("wait");
+                assert_eq!(r.status.signal(), Some(pidreap::Signal::KILL));
+                {
+                    let _g = rt.enter();
+                    drop(child);
+                }
                 us(t1 - t0)
             }
         }
@@ -377,6 +459,17 @@ fn report(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
     }
     println!();
     println!("targets (noisy machines: judge medians of several runs):");
+    for sys in [Sys::AsyncReaper, Sys::AsyncPidFd] {
+        for (li, &n) in levels.iter().enumerate() {
+            let r50 = median(&ratio(&pcts(li, sys), &pcts(li, Sys::Tokio), |x| x.p50));
+            let r99 = median(&ratio(&pcts(li, sys), &pcts(li, Sys::Tokio), |x| x.p99));
+            println!(
+                "  issue 10, {n} others: {}/tokio::process p50 {r50:.2}x, p99 {r99:.2}x (<= 1.00x): {}",
+                sys.name(),
+                verdict(r50 <= 1.0 && r99 <= 1.0)
+            );
+        }
+    }
     if let Some((p50r, p99r, p50t, p99t)) = t3 {
         println!(
             "  target 3, 0 others: pidreap/raw p50 {p50r:.2}x, p99 {p99r:.2}x (<= 1.10x): {}; \

@@ -65,6 +65,66 @@
 //!   `// SAFETY:` note and the man page it follows. The compiler holds the
 //!   line: `unsafe` is denied everywhere else and forbidden in the engine.
 //!
+//! # For runtime authors
+//!
+//! Three ways to use pidreap, from the most it does for you to the least:
+//!
+//! 1. **Your own loop around a [`Reaper`].** Call
+//!    [`wait_event`](Reaper::wait_event) (or [`poll`](Reaper::poll) and
+//!    [`next_event`](Reaper::next_event)) on the thread that made it. The
+//!    reaper runs the stop ladders, restarts and containment.
+//! 2. **The `Reaper`'s fd nested in your reactor.** The reaper's fd
+//!    ([`AsFd`](std::os::fd::AsFd)) is an epoll instance, readable whenever
+//!    it has work; register it and call `poll(Some(Duration::ZERO))` when it
+//!    is. With tokio, the `tokio` feature's `pidreap::tokio::AsyncReaper`
+//!    does the registration (tokio's `AsyncFd::register` is `unsafe`; the
+//!    wrapper upholds its contract) and gives an async `next_event`. With
+//!    async-io, register a duplicate of the fd with `Async::new`. The
+//!    examples `tokio_reaper`, `async_io_reaper` and `poll_loop` show each.
+//! 3. **The spawn primitive in your reactor, no `Reaper`.** [`spawn()`]
+//!    starts a child on the same path the reaper uses and hands over its
+//!    [`PidFd`]: register it (readable once the child exited), then
+//!    [`try_wait`](PidFd::try_wait) reaps it; signal it with
+//!    [`send_signal`](PidFd::send_signal). Stop ladders, timeouts and
+//!    restarts are then yours to build. `pidreap::tokio::AsyncPidFd`
+//!    (feature `tokio`) awaits one child; the example `tokio_pidfd` awaits
+//!    fifty.
+//!
+//! ## Threads and the parent-death signal
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits,
+//! not when the process does
+//! ([PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)).
+//! In a multi-threaded runtime, a child spawned from a pool thread is
+//! SIGKILLed when that thread exits: tokio's blocking-pool threads
+//! (`spawn_blocking`) exit after ten seconds idle, and a runtime's workers
+//! when it shuts down. The safe patterns:
+//!
+//! - spawn from the process's main thread, or from a current-thread
+//!   runtime's thread that lives as long as the children; or
+//! - run one dedicated spawning thread for the life of the children (it
+//!   owns the `Reaper`, or calls [`spawn()`]); other threads send it
+//!   commands over a channel and get back a [`PidFd`] (which may move to any
+//!   thread) or a [`CancelToken`].
+//!
+//! A `Reaper` enforces this: it is not `Send`, so it spawns from, and dies
+//! with, the thread that made it. [`spawn()`] cannot enforce it; its
+//! caller chooses the thread.
+//!
+//! ## Other code that spawns children in the same process
+//!
+//! Each `Reaper` and each [`PidFd`] reaps only its own children, by pidfd,
+//! so several of them, std's `Command` and tokio's `process` can share a
+//! process. Two things break that: SIGCHLD set to `SIG_IGN` (the kernel
+//! then reaps every child; both [`Reaper::new`] and [`spawn()`] refuse with
+//! [`Error::ChildrenAutoReaped`]), and a reaper built with
+//! [`reap_orphans`](ReaperBuilder::reap_orphans), which reaps *every* child
+//! of the process it does not supervise, including those of other reapers,
+//! of [`spawn()`] and of std (whose owners then find the status gone:
+//! [`ExitStatus::Unknown`], or `ECHILD` from std). Use `reap_orphans` only in
+//! a process where that reaper spawns every child: PID 1 of a container, a
+//! subreaper.
+//!
 //! # Requirements
 //!
 //! Linux 5.3 or later on x86_64 or aarch64 (pidfds); 5.4 for
@@ -79,6 +139,7 @@ mod containment;
 pub mod engine;
 mod error;
 mod output;
+mod pidfd;
 mod reaper;
 mod rlimit;
 mod setup;
@@ -90,15 +151,19 @@ mod sys;
 mod terminal;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use command::{Command, Containment, Stdio};
 pub use engine::id::{ChildId, GroupId};
 pub use engine::ladder::{Step, StopLadder};
 pub use error::{Error, Result};
 pub use output::Output;
+pub use pidfd::{PidFd, Reaped};
 pub use reaper::{CancelToken, Child, Event, Reaper, ReaperBuilder, Shutdown};
 pub use rlimit::Resource;
 pub use setup::{block_signals, raise_fd_limit, STOP_SIGNALS};
 pub use signal::{ParseSignalError, Signal};
+pub use spawn::{spawn, Spawned};
 pub use status::{Exit, ExitStatus, ResourceUsage, StatusUnknown, TreeUsage};
 pub use terminal::{is_foreground, take_terminal};

@@ -41,11 +41,17 @@ impl ReaperBuilder {
     /// Supervised children are never reaped by this path's `waitid(P_ALL)`:
     /// it peeks with `WNOWAIT` first.
     ///
-    /// Every other child of this process is taken as an orphan, though:
-    /// a child that other code in the process spawned (a second `Reaper`,
-    /// `std::process::Command`) is reaped here when it exits, and its owner
-    /// then finds its status gone. Turn this on only in a process where this
-    /// reaper spawns every child.
+    /// # Warning: it takes every other child of the process
+    ///
+    /// Every child of this process that this reaper does not supervise is
+    /// taken as an orphan: a child that other code in the process spawned
+    /// (a second `Reaper`, [`pidreap::spawn`](crate::spawn()),
+    /// `std::process::Command`, `tokio::process`) is reaped here when it
+    /// exits, and its owner then finds its status gone
+    /// ([`ExitStatus::Unknown`](crate::ExitStatus::Unknown) from pidreap,
+    /// `ECHILD` from std and tokio). Turn this on only in a process where
+    /// this reaper spawns every child: PID 1 of a container, a subreaper
+    /// that runs nothing else.
     pub fn reap_orphans(mut self, on: bool) -> ReaperBuilder {
         self.reap_orphans = on;
         self

@@ -259,7 +259,7 @@ impl Reaper {
             _ => None,
         };
         let into = tree.as_ref().map(Tree::dir_fd);
-        let started = match crate::spawn::spawn(&mut self.spawner, cmd, self.fd_floor, into) {
+        let started = match crate::spawn::start(&mut self.spawner, cmd, self.fd_floor, into) {
             Ok(s) => s,
             Err(e) => {
                 // The failed child was reaped: the leaf is empty.

@@ -16,6 +16,8 @@
 //! - [`sentinel`]: the process that kills a cgroup subtree once the
 //!   supervisor is gone.
 //! - [`terminal`]: the controlling terminal's foreground process group.
+//! - `tokio` (feature `tokio`): registering a `Reaper` or a `PidFd` in
+//!   tokio's reactor.
 
 pub(crate) mod cgroup;
 pub(crate) mod clone3;
@@ -27,3 +29,5 @@ pub(crate) mod signals;
 pub(crate) mod spawn;
 pub(crate) mod stack;
 pub(crate) mod terminal;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio;

@@ -198,9 +198,11 @@ pub(crate) fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
     )
 }
 
-/// Reaps the child behind `pidfd`, waiting for it. Only for a child that is
-/// known to be exiting already (it reported an exec failure and called
-/// `exit_group`), so the wait is bounded by the kernel's exit path.
+/// Reaps the child behind `pidfd`, waiting for it. Inside the crate only for
+/// a child that is known to be exiting already (it reported an exec failure
+/// and called `exit_group`), so the wait is bounded by the kernel's exit
+/// path; [`PidFd::wait`](crate::PidFd::wait) offers it to callers who mean
+/// to block.
 /// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
 pub(crate) fn reap_exiting(pidfd: BorrowedFd<'_>) -> io::Result<Reaped> {
     waitid_raw(

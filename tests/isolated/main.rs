@@ -35,6 +35,7 @@ mod groups;
 mod helpers;
 mod orphans;
 mod parent_death;
+mod primitive;
 mod roles;
 mod runner;
 mod scale;
@@ -224,6 +225,21 @@ pub(crate) const TESTS: &[Test] = &[
         "group_kill_without_the_pidfd_group_flag_reaches_every_member",
         60,
         groups::group_kill_without_the_pidfd_flag,
+    ),
+    t(
+        "primitive_1000_children_in_a_bare_epoll_leave_no_zombie_and_no_fd",
+        120,
+        || primitive::thousand_children_in_a_bare_epoll(1000),
+    ),
+    t(
+        "primitive_dropping_an_unreaped_pidfd_kills_and_reaps",
+        60,
+        primitive::drop_kills_and_reaps,
+    ),
+    t(
+        "async_reaper_reaps_more_exits_than_one_poll_handles",
+        120,
+        || primitive::async_reaper_more_exits_than_one_poll(1500),
     ),
 ];
 
