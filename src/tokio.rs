@@ -75,28 +75,16 @@ impl AsyncReaper {
                 .map_err(os("waiting for the reaper's fd"))?;
             guard.get_inner_mut().poll(Some(Duration::ZERO))?;
             // tokio watches the epoll fd edge-triggered: clear the
-            // readiness only once the reaper has nothing left pending (one
-            // poll handles at most its event buffer's worth).
-            if !has_pending(guard.get_inner()) {
+            // readiness only once the reaper has nothing left pending. One
+            // poll takes at most its event buffer's worth; a poll that did
+            // not fill it drained the epoll, and anything that became ready
+            // since is a new edge, which tokio's readiness tick keeps from
+            // being cleared here.
+            if !guard.get_inner().may_have_more() {
                 guard.clear_ready();
             }
         }
     }
-}
-
-/// Whether the reaper's epoll fd still has events ready (`poll(2)`, zero
-/// timeout).
-fn has_pending(reaper: &Reaper) -> bool {
-    use std::os::fd::AsFd;
-    let mut fds = [rustix::event::PollFd::from_borrowed_fd(
-        reaper.as_fd(),
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
 /// A child's [`PidFd`] registered in tokio's reactor: await its exit.

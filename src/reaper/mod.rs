@@ -140,6 +140,8 @@ const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 pub struct Reaper {
     poll: Poll,
     events: Events,
+    /// The last `epoll_wait` filled `events`: more may be ready.
+    events_full: bool,
     ready: Vec<usize>,
     engine: Engine<Supervised>,
     spawner: Spawner,
@@ -221,6 +223,7 @@ impl Reaper {
         let mut reaper = Reaper {
             poll,
             events: Events::with_capacity(1024),
+            events_full: false,
             ready: Vec::with_capacity(1024),
             engine: Engine::new(),
             spawner,
@@ -488,6 +491,7 @@ impl Reaper {
                 })
             }
         }
+        self.events_full = self.events.iter().count() >= self.events.capacity();
         let now = Instant::now();
         // Handling an event needs `&mut self`, so the tokens are copied out
         // of `events` first, into a buffer kept across calls.
@@ -909,6 +913,13 @@ impl Reaper {
             self.cgroups = Some(home);
         }
         Ok(self.cgroups.as_mut().expect("made above"))
+    }
+
+    /// Whether the last [`poll`](Reaper::poll) took as many readiness events
+    /// as its buffer holds, so that more may be waiting: a caller that
+    /// watches the reaper's fd edge-triggered polls again before waiting.
+    pub(crate) fn may_have_more(&self) -> bool {
+        self.events_full
     }
 
     /// Which spawn path this process uses (it degrades when the kernel
