@@ -91,6 +91,12 @@ const KIND_TREE: usize = 4;
 /// The cgroup sentinel's pidfd.
 const KIND_SENTINEL: usize = 5;
 
+/// At most this many signals are read from the signalfd per
+/// [`Reaper::poll`], so that a storm of signals arriving faster than they
+/// are handled cannot keep the loop from a child's exit; the rest are read
+/// by the next poll, which then does not wait.
+const SIGNALS_PER_POLL: usize = 256;
+
 /// How often a process group whose leader was reaped is checked for
 /// members: the kernel has no notification for an empty group.
 const GROUP_CHECK: Duration = Duration::from_millis(10);
@@ -142,6 +148,8 @@ pub struct Reaper {
     events: Events,
     /// The last `epoll_wait` filled `events`: more may be ready.
     events_full: bool,
+    /// The signalfd was left with signals unread ([`SIGNALS_PER_POLL`]).
+    signals_left: bool,
     ready: Vec<usize>,
     engine: Engine<Supervised>,
     spawner: Spawner,
@@ -224,6 +232,7 @@ impl Reaper {
             poll,
             events: Events::with_capacity(1024),
             events_full: false,
+            signals_left: false,
             ready: Vec::with_capacity(1024),
             engine: Engine::new(),
             spawner,
@@ -481,6 +490,13 @@ impl Reaper {
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
         let before = self.queue.len();
         self.arm_timer();
+        // Signals left unread last time: look, but do not wait.
+        let timeout = if self.signals_left {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let signals_were_left = self.signals_left;
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -528,6 +544,14 @@ impl Reaper {
                 }
                 _ => self.read_signals(now),
             }
+        }
+        // The signalfd is edge-triggered: what was left is read here.
+        if signals_were_left
+            && !ready
+                .iter()
+                .any(|&t| t & ((1 << KIND_BITS) - 1) == KIND_SIGNAL)
+        {
+            self.read_signals(now);
         }
         self.ready = ready;
         if !self.group_watch.is_empty() {
@@ -813,8 +837,13 @@ impl Reaper {
 
     fn read_signals(&mut self, now: Instant) {
         let mut chld = false;
-        loop {
+        self.signals_left = false;
+        for read in 0.. {
             let Some(sfd) = &self.signalfd else { return };
+            if read == SIGNALS_PER_POLL {
+                self.signals_left = true;
+                break;
+            }
             match sfd.read() {
                 Ok(Some((signal, sender_pid))) => {
                     if signal == Signal::CHLD && self.reap_orphans {

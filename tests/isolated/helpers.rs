@@ -26,10 +26,19 @@ pub(crate) fn check_mode(fallback: bool) {
             "the fallback was not forced"
         );
     } else {
-        assert!(
-            mode.starts_with("vfork-class"),
-            "the fast path is not in use here: {mode}"
-        );
+        assert_eq!(mode, default_mode(), "the expected path is not in use here");
+    }
+}
+
+/// The spawn path a test gets without forcing one itself: the fast path,
+/// or the one `PIDREAP_TEST_SPAWN_MODE` forces for the whole run (as
+/// `.ci/run` does once per fallback).
+pub(crate) fn default_mode() -> &'static str {
+    match std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() {
+        Ok("no-files") => "vfork-class clone with CLONE_PIDFD",
+        Ok("fork") => "fork-class clone with CLONE_PIDFD",
+        Ok("pidfd-open") => "fork-class clone + pidfd_open",
+        _ => "vfork-class clone with CLONE_PIDFD and CLONE_FILES",
     }
 }
 

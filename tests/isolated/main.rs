@@ -106,6 +106,11 @@ pub(crate) const TESTS: &[Test] = &[
         orphans::orphans_reaped,
     ),
     t(
+        "a_signal_storm_does_not_hide_a_childs_exit",
+        60,
+        orphans::signal_storm_does_not_hide_an_exit,
+    ),
+    t(
         "subreaper_orphans_in_a_cgroup_tree_get_the_ladder",
         60,
         orphans::orphans_in_a_cgroup_tree_get_the_ladder,

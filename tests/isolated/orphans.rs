@@ -162,3 +162,51 @@ pub(crate) fn orphans_in_a_cgroup_tree_get_the_ladder() {
     drop(reaper);
     assert_no_children_left("after the contained orphan test");
 }
+
+/// A storm of queued signals, sent faster than they are read, cannot keep
+/// the loop from a child's exit: the reaper reads a bounded number of
+/// signals per poll, so the child's exit is seen while the storm goes on.
+pub(crate) fn signal_storm_does_not_hide_an_exit() {
+    let rt = pidreap::Signal::from_raw(40).expect("a real-time signal");
+    pidreap::block_signals(&[rt]).unwrap();
+    let mut reaper = Reaper::builder().handle_signals(&[rt]).build().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let me = rustix::process::getpid();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // SAFETY: kill with our own pid and a signal number; the
+                    // signal is blocked in every thread (blocked before they
+                    // were made), so it only queues for the signalfd.
+                    unsafe { libc::kill(me.as_raw_nonzero().get(), 40) };
+                }
+            })
+        })
+        .collect();
+    // Let the queue fill up first.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut guard = Guard::new();
+    let child = reaper.spawn(&sh("exit 3")).unwrap();
+    guard.track(child.pid());
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let mut signals = 0u64;
+    let status = loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("the child's exit was not seen within 5 s of a storm ({signals} signals read)");
+        };
+        match reaper.wait_event(Some(left)).unwrap() {
+            Some(Event::Exited(e)) => break e.status,
+            Some(Event::Signal { .. }) => signals += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert_eq!(status, ExitStatus::Exited(3));
+    eprintln!("exit seen after {signals} signals");
+}

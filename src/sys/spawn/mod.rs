@@ -200,14 +200,49 @@ pub(crate) fn describe_mode() -> &'static str {
 }
 
 /// Forces the fork-class path (`true`), or lets the spawner probe again
-/// from the fast path (`false`). For tests of the fallback.
+/// from the fast path (`false`; from the mode [`TEST_MODE_VAR`] forces,
+/// if any). For tests of the fallback.
 #[cfg(feature = "testing")]
 pub(crate) fn force_fallback(fork_class: bool) {
     if fork_class {
         DEGRADED.fetch_or(NO_VM | NO_FILES | NO_CLONE_PIDFD, Ordering::Relaxed);
     } else {
-        DEGRADED.store(0, Ordering::Relaxed);
+        DEGRADED.store(forced_by_env(), Ordering::Relaxed);
     }
+}
+
+/// With feature `testing` only: the environment variable that forces a
+/// spawn path for a whole test run, so that the suite runs on each
+/// fallback: `fast` (the default), `no-files` (no `CLONE_FILES`), `fork`
+/// (fork-class, `CLONE_PIDFD`), `pidfd-open` (fork-class, `pidfd_open`
+/// after the clone), `no-clone3` (contained children move into their
+/// cgroup themselves).
+#[cfg(feature = "testing")]
+pub(crate) const TEST_MODE_VAR: &str = "PIDREAP_TEST_SPAWN_MODE";
+
+/// The degradation bits [`TEST_MODE_VAR`] asks for (0 without it). An
+/// unknown value panics: a test run must not silently use another path.
+#[cfg(feature = "testing")]
+pub(crate) fn forced_by_env() -> u8 {
+    match std::env::var(TEST_MODE_VAR).as_deref() {
+        Err(_) | Ok("" | "fast") => 0,
+        Ok("no-files") => NO_FILES,
+        Ok("fork") => NO_VM | NO_FILES,
+        Ok("pidfd-open") => NO_VM | NO_FILES | NO_CLONE_PIDFD,
+        Ok("no-clone3") => NO_CLONE3,
+        Ok(other) => panic!(
+            "{TEST_MODE_VAR}={other:?}: expected fast, no-files, fork, pidfd-open or no-clone3"
+        ),
+    }
+}
+
+/// Applies [`TEST_MODE_VAR`] once per process, before the first spawn.
+#[cfg(feature = "testing")]
+pub(crate) fn apply_test_mode() {
+    static APPLIED: std::sync::Once = std::sync::Once::new();
+    APPLIED.call_once(|| {
+        DEGRADED.fetch_or(forced_by_env(), Ordering::Relaxed);
+    });
 }
 
 /// Records that the kernel refused a feature, logging it the first time.

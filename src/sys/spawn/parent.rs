@@ -36,6 +36,8 @@ pub(crate) struct Spawner {
 
 impl Spawner {
     pub(crate) fn new() -> io::Result<Spawner> {
+        #[cfg(feature = "testing")]
+        super::apply_test_mode();
         Ok(Spawner {
             stack: Stack::new(STACK_SIZE)?,
             parent_pid: std::process::id() as i32,
