@@ -529,9 +529,19 @@ fn a_storm_of_10000_mixed_signals_is_forwarded_without_loss_or_duplicates() {
     for &sig in &standard {
         let got = counts.get(&sig).copied().unwrap_or(0);
         let max = sent[&sig];
+        // A stop signal (SIGTSTP here) discards a pending SIGCONT, and a
+        // SIGCONT a pending stop signal, in pidreap and again in the child
+        // (prepare_signal() in the kernel's kernel/signal.c): those two may
+        // all be lost in a mixed storm; every other standard signal arrives
+        // at least once.
+        let min = if sig == libc::SIGCONT || sig == libc::SIGTSTP {
+            0
+        } else {
+            1
+        };
         assert!(
-            (1..=max).contains(&got),
-            "signal {sig}: {got} arrivals for {max} sent (coalescing allows fewer, never more, and at least one)"
+            (min..=max).contains(&got),
+            "signal {sig}: {got} arrivals for {max} sent (coalescing allows fewer, never more, and at least {min})"
         );
     }
     let unexpected: Vec<_> = counts.keys().filter(|s| !kinds.contains(s)).collect();
