@@ -86,9 +86,9 @@ impl Cancels {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let raw = efd.as_raw_fd();
-        if let Err(source) = registry.register(
-            &mut SourceFd(&raw),
+        if let Err(source) = super::watch(
+            registry,
+            efd.as_fd(),
             token(KIND_CANCEL, slot),
             Interest::READABLE,
         ) {

@@ -39,10 +39,21 @@ use crate::sys::signals::{self, SignalFd};
 use crate::sys::spawn::{self, Spawner};
 use cancel::{Cancels, Target};
 
+/// The child itself, as opposed to the rest of its tree or group.
+#[derive(Debug)]
+enum Leader {
+    /// Not reaped yet: its pidfd, registered in the poll.
+    Unreaped(OwnedFd),
+    /// Reaped while its tree (cgroup) or process group still had members:
+    /// how it ended, reported once they are gone. Its pidfd was closed,
+    /// which took it out of the poll.
+    Reaped(ExitStatus, ResourceUsage),
+}
+
 /// What the reaper keeps per child, beside the engine's ladder state.
 #[derive(Debug)]
 struct Supervised {
-    pidfd: OwnedFd,
+    leader: Leader,
     pid: i32,
     /// The child leads its process group: signals go to the group.
     signal_group: bool,
@@ -50,25 +61,31 @@ struct Supervised {
     cancel: Option<usize>,
     /// Its cgroup, under [`Containment::Cgroup`](crate::Containment::Cgroup).
     tree: Option<Tree>,
-    /// The child itself was reaped but its tree (cgroup) or process group
-    /// still has members: how it ended, reported once they are gone.
-    leader: Option<(ExitStatus, ResourceUsage)>,
 }
 
 impl Supervised {
     /// Sends `signal` to the child only (to its group if it leads one);
     /// `Ok(false)` if it has already exited. For forwarding.
     fn send(&self, signal: Signal) -> io::Result<bool> {
-        if self.leader.is_some() {
-            // Reaped: the pidfd refers to nothing; the group is reached
-            // through its number while it has members.
-            return if self.signal_group && self.tree.is_none() {
+        match &self.leader {
+            Leader::Unreaped(pidfd) => {
+                pidfd::send_signal(pidfd.as_fd(), self.pid, signal, self.signal_group)
+            }
+            // Reaped: a group is reached through its number while it has
+            // members.
+            Leader::Reaped(..) if self.signal_group && self.tree.is_none() => {
                 pidfd::kill_group(self.pid, signal)
-            } else {
-                Ok(false)
-            };
+            }
+            Leader::Reaped(..) => Ok(false),
         }
-        pidfd::send_signal(self.pidfd.as_fd(), self.pid, signal, self.signal_group)
+    }
+
+    /// How the child itself ended, once it was reaped.
+    fn reaped(&self) -> Option<(ExitStatus, ResourceUsage)> {
+        match self.leader {
+            Leader::Reaped(status, usage) => Some((status, usage)),
+            Leader::Unreaped(_) => None,
+        }
     }
 
     /// Sends a signal of the stop ladder: to the whole tree under cgroup
@@ -103,6 +120,21 @@ const GROUP_CHECK: Duration = Duration::from_millis(10);
 
 fn token(kind: usize, index: usize) -> Token {
     Token((index << KIND_BITS) | kind)
+}
+
+/// The kind of fd a token (as `usize`) was made for.
+fn kind_of(token: usize) -> usize {
+    token & ((1 << KIND_BITS) - 1)
+}
+
+/// Adds `fd` to the poll under `token`.
+fn watch(
+    registry: &mio::Registry,
+    fd: BorrowedFd<'_>,
+    token: Token,
+    interest: Interest,
+) -> io::Result<()> {
+    registry.register(&mut SourceFd(&fd.as_raw_fd()), token, interest)
 }
 
 /// How long dropping a reaper waits for SIGKILLed children to be reaped.
@@ -190,13 +222,13 @@ impl Reaper {
         let poll = Poll::new().map_err(os("creating the epoll instance"))?;
         let timer = TimerFd::new().map_err(os("creating the timerfd"))?;
         let spawner = Spawner::new().map_err(os("mapping the spawn stack"))?;
-        poll.registry()
-            .register(
-                &mut SourceFd(&timer.as_fd().as_raw_fd()),
-                token(KIND_TIMER, 0),
-                Interest::READABLE,
-            )
-            .map_err(os("registering the timerfd"))?;
+        watch(
+            poll.registry(),
+            timer.as_fd(),
+            token(KIND_TIMER, 0),
+            Interest::READABLE,
+        )
+        .map_err(os("registering the timerfd"))?;
 
         let mut wanted = opts.signals.clone();
         if opts.reap_orphans && !wanted.contains(&Signal::CHLD) {
@@ -211,13 +243,13 @@ impl Reaper {
                 reason: u.reason,
             })?;
             let sfd = SignalFd::new(set).map_err(os("creating the signalfd"))?;
-            poll.registry()
-                .register(
-                    &mut SourceFd(&sfd.as_fd().as_raw_fd()),
-                    token(KIND_SIGNAL, 0),
-                    Interest::READABLE,
-                )
-                .map_err(os("registering the signalfd"))?;
+            watch(
+                poll.registry(),
+                sfd.as_fd(),
+                token(KIND_SIGNAL, 0),
+                Interest::READABLE,
+            )
+            .map_err(os("registering the signalfd"))?;
             Some(sfd)
         };
         if opts.subreaper {
@@ -284,41 +316,45 @@ impl Reaper {
         let ladder = cmd
             .ladder_arc()
             .unwrap_or_else(|| self.default_ladder.clone());
-        let raw = started.pidfd.as_raw_fd();
         let pid = started.pid;
         let child = Supervised {
-            pidfd: started.pidfd,
+            leader: Leader::Unreaped(started.pidfd),
             pid,
             signal_group: cmd.leads_group(),
             cancel: None,
             tree,
-            leader: None,
         };
         let id = self.engine.insert(child, ladder, cmd.group_id());
         let index = id.index() as usize;
         let registry = self.poll.registry();
-        let mut registered = registry
-            .register(
-                &mut SourceFd(&raw),
-                token(KIND_PIDFD, index),
-                Interest::READABLE,
+        let child = self.engine.get(id).expect("inserted");
+        let Leader::Unreaped(pidfd) = &child.leader else {
+            unreachable!("a new child is unreaped")
+        };
+        let mut registered = watch(
+            registry,
+            pidfd.as_fd(),
+            token(KIND_PIDFD, index),
+            Interest::READABLE,
+        )
+        .map_err(|e| ("registering the pidfd with epoll", e));
+        if let (Ok(()), Some(tree)) = (&registered, &child.tree) {
+            registered = watch(
+                registry,
+                tree.events_fd(),
+                token(KIND_TREE, index),
+                Interest::PRIORITY,
             )
-            .map_err(|e| ("registering the pidfd with epoll", e));
-        if let (Ok(()), Some(tree)) = (&registered, &self.engine.get(id).expect("inserted").tree) {
-            registered = registry
-                .register(
-                    &mut SourceFd(&tree.events_fd().as_raw_fd()),
-                    token(KIND_TREE, index),
-                    Interest::PRIORITY,
-                )
-                .map_err(|e| ("registering cgroup.events with epoll", e));
+            .map_err(|e| ("registering cgroup.events with epoll", e));
         }
         if let Err((op, source)) = registered {
             // Never leave it running unreaped: kill, reap, report.
             let child = self.engine.remove(id).expect("just inserted");
             let _ = child.send_ladder(Signal::KILL);
             let _ = child.send(Signal::KILL);
-            let _ = pidfd::reap_exiting(child.pidfd.as_fd());
+            if let Leader::Unreaped(pidfd) = &child.leader {
+                let _ = pidfd::reap_exiting(pidfd.as_fd());
+            }
             // The leaf goes with the home (the sentinel removes what is left
             // when the reaper is dropped): the tree may still be dying.
             return Err(Error::Os { op, source });
@@ -507,15 +543,15 @@ impl Reaper {
                 })
             }
         }
-        self.events_full = self.events.iter().count() >= self.events.capacity();
         let now = Instant::now();
         // Handling an event needs `&mut self`, so the tokens are copied out
         // of `events` first, into a buffer kept across calls.
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
         ready.extend(self.events.iter().map(|ev| ev.token().0));
+        self.events_full = ready.len() >= self.events.capacity();
         for &t in &ready {
-            let (kind, index) = (t & ((1 << KIND_BITS) - 1), t >> KIND_BITS);
+            let (kind, index) = (kind_of(t), t >> KIND_BITS);
             match kind {
                 KIND_PIDFD => {
                     if let Some(id) = self.engine_id_at(index) {
@@ -546,11 +582,7 @@ impl Reaper {
             }
         }
         // The signalfd is edge-triggered: what was left is read here.
-        if signals_were_left
-            && !ready
-                .iter()
-                .any(|&t| t & ((1 << KIND_BITS) - 1) == KIND_SIGNAL)
-        {
+        if signals_were_left && !ready.iter().any(|&t| kind_of(t) == KIND_SIGNAL) {
             self.read_signals(now);
         }
         self.ready = ready;
@@ -687,11 +719,13 @@ impl Reaper {
     /// The pidfd of `id` was readable: reap if it really exited: readiness is
     /// not proof of exit on every path, so `waitid` runs with `WNOHANG`.
     fn try_reap(&mut self, id: ChildId, now: Instant) {
-        let Some(child) = self.engine.get(id).filter(|c| c.leader.is_none()) else {
-            // Gone, or reaped already while the rest of its tree dies.
+        let Some(child) = self.engine.get(id) else {
             return;
         };
-        let outcome = match pidfd::try_reap(child.pidfd.as_fd()) {
+        let Leader::Unreaped(pidfd) = &child.leader else {
+            return;
+        };
+        let outcome = match pidfd::try_reap(pidfd.as_fd()) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // waitid(P_PIDFD) needs Linux 5.4; the pid is stable while
                 // the child is unreaped, so P_PID is race-free here.
@@ -733,7 +767,8 @@ impl Reaper {
         if !remains {
             return self.finish(id, status, usage, now);
         }
-        child.leader = Some((status, usage));
+        // Closing the pidfd takes it out of the poll.
+        child.leader = Leader::Reaped(status, usage);
         if self.reap_orphans {
             // The pid may be reused from now on.
             self.by_pid.remove(&child.pid);
@@ -764,7 +799,7 @@ impl Reaper {
         let Some(child) = self.engine.get(id) else {
             return;
         };
-        let Some((status, usage)) = child.leader else {
+        let Some((status, usage)) = child.reaped() else {
             return;
         };
         if child.tree.as_ref().is_some_and(|t| !t.populated()) {
@@ -780,7 +815,7 @@ impl Reaper {
             let Some(child) = self.engine.get(id) else {
                 continue;
             };
-            match child.leader {
+            match child.reaped() {
                 Some((status, usage)) if !pidfd::group_has_members(child.pid) => {
                     self.finish(id, status, usage, now)
                 }
@@ -801,12 +836,12 @@ impl Reaper {
         if let Some(slot) = child.cancel {
             self.cancels.remove(self.poll.registry(), slot);
         }
-        if self.reap_orphans && child.leader.is_none() {
+        if self.reap_orphans && child.reaped().is_none() {
             self.by_pid.remove(&child.pid);
         }
         // Closing the pidfd removes it from the epoll set (we hold its only
         // reference), which saves an epoll_ctl per exit.
-        drop(child.pidfd);
+        drop(child.leader);
         log::debug!("reaped pid {}: {status}", child.pid);
         self.queue.push_back(Event::Exited(Exit {
             id,
@@ -928,17 +963,16 @@ impl Reaper {
     fn cgroup_home(&mut self) -> Result<&mut CgroupHome> {
         if self.cgroups.is_none() {
             let home = CgroupHome::create()?;
-            self.poll
-                .registry()
-                .register(
-                    &mut SourceFd(&home.sentinel_pidfd().as_raw_fd()),
-                    token(KIND_SENTINEL, 0),
-                    Interest::READABLE,
-                )
-                .map_err(|source| Error::Os {
-                    op: "registering the cgroup sentinel's pidfd with epoll",
-                    source,
-                })?;
+            watch(
+                self.poll.registry(),
+                home.sentinel_pidfd(),
+                token(KIND_SENTINEL, 0),
+                Interest::READABLE,
+            )
+            .map_err(|source| Error::Os {
+                op: "registering the cgroup sentinel's pidfd with epoll",
+                source,
+            })?;
             self.cgroups = Some(home);
         }
         Ok(self.cgroups.as_mut().expect("made above"))
