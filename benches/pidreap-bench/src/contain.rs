@@ -477,6 +477,21 @@ fn asleep_as(pid: u32, comm: &str) -> bool {
 }
 
 /// Waits until every pid in `pids` runs `sleep` and sleeps.
+/// Waits until the shell `pid` has started `want` children (its sleeps)
+/// and returns their pids; else says how many it started by `deadline`.
+fn wait_for_members(pid: u32, want: usize, deadline: Instant) -> Result<Vec<u32>, String> {
+    loop {
+        let kids = children_of(pid);
+        if kids.len() >= want {
+            return Ok(kids);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("started {} of {want} sleeps in time", kids.len()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn all_asleep(pids: &[u32], deadline: Instant) -> io::Result<()> {
     for &pid in pids {
         while !asleep_as(pid, SLEEP) {
@@ -560,21 +575,8 @@ impl Tree {
             go.write_all(b"go\n")
                 .map_err(context("starting the tree's shell"))?;
         }
-        let want = n.saturating_sub(1);
-        loop {
-            let kids = children_of(pid);
-            if kids.len() >= want {
-                tree.members = kids;
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(err(format!(
-                    "the tree's shell started {} of {want} sleeps in time",
-                    kids.len()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        tree.members = wait_for_members(pid, n.saturating_sub(1), deadline)
+            .map_err(|m| err(format!("the tree's shell {m}")))?;
         all_asleep(&tree.members, deadline)?;
         Ok(tree)
     }
@@ -967,21 +969,8 @@ fn library_round(cfg: &TreeConfig, reaper: &mut Reaper) -> Result<f64, Refused> 
         done: false,
     };
     let deadline = Instant::now() + cfg.timeout;
-    let want = cfg.processes.saturating_sub(1);
-    loop {
-        let kids = children_of(child.pid());
-        if kids.len() >= want {
-            guard.members = kids;
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(Refused(format!(
-                "the contained tree's shell started {} of {want} sleeps in time",
-                kids.len()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    guard.members = wait_for_members(child.pid(), cfg.processes.saturating_sub(1), deadline)
+        .map_err(|m| Refused(format!("the contained tree's shell {m}")))?;
     all_asleep(&guard.members, deadline)?;
     let t0 = Instant::now();
     guard
