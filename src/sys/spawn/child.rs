@@ -345,6 +345,20 @@ unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
     unsafe { fail_with(p, stage, errno, FAILED_EXIT) }
 }
 
+/// [`fail`]s at `stage` if `r`, a raw system call's result, is an error
+/// (`-errno`).
+///
+/// # Safety
+///
+/// As for [`fail`].
+#[inline(always)]
+unsafe fn check(p: &Plan, stage: Stage, r: isize) {
+    if r < 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { fail(p, stage, r.wrapping_neg()) }
+    }
+}
+
 /// [`fail`] with a given exit code.
 ///
 /// # Safety
@@ -396,10 +410,8 @@ unsafe fn join_cgroup(p: &Plan) {
             0,
         )
     };
-    if fd < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Cgroup, fd.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Cgroup, fd) };
     // SAFETY: write reads one static byte.
     let r = unsafe {
         syscall4(
@@ -412,10 +424,8 @@ unsafe fn join_cgroup(p: &Plan) {
     };
     // SAFETY: close takes an integer: the fd opened above.
     unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Cgroup, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Cgroup, r) };
 }
 
 /// Writes the NUL-terminated `text` to the file at the static `path`;
@@ -472,10 +482,8 @@ unsafe fn map_user_namespace(p: &Plan) {
         }
         r
     };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::UserNamespace, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::UserNamespace, r) };
 }
 
 /// Step 1: `close_range(keep_below, ~0, CLOSE_RANGE_UNSHARE)` gives the
@@ -493,10 +501,8 @@ unsafe fn unshare_fd_table(p: &Plan) {
             0,
         )
     };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::UnshareFiles, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::UnshareFiles, r) };
 }
 
 /// Step 2: every caught signal back to `SIG_DFL`, since the handlers'
@@ -545,10 +551,8 @@ unsafe fn reset_signal_handlers() {
 unsafe fn join_process_group(p: &Plan) {
     // SAFETY: setpgid takes integers only.
     let r = unsafe { syscall4(libc::SYS_setpgid, 0, p.pgid as usize, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::ProcessGroup, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::ProcessGroup, r) };
 }
 
 /// Step 3b: `ioctl(terminal, TIOCSPGRP, getpgid(0))`: the child's process
@@ -561,10 +565,8 @@ unsafe fn join_process_group(p: &Plan) {
 unsafe fn take_terminal(p: &Plan) {
     // SAFETY: getpgid takes an integer (0: this process).
     let pgid = unsafe { syscall4(libc::SYS_getpgid, 0, 0, 0, 0) };
-    if pgid < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Terminal, pgid.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Terminal, pgid) };
     let pgid = pgid as libc::pid_t;
     // SAFETY: TIOCSPGRP reads one pid_t, a local.
     let r = unsafe {
@@ -576,10 +578,8 @@ unsafe fn take_terminal(p: &Plan) {
             0,
         )
     };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Terminal, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Terminal, r) };
 }
 
 /// Step 3, instead of [`join_process_group`]: `setsid()`: lead a new
@@ -591,10 +591,8 @@ unsafe fn take_terminal(p: &Plan) {
 unsafe fn start_session(p: &Plan) {
     // SAFETY: setsid takes no arguments.
     let r = unsafe { syscall4(libc::SYS_setsid, 0, 0, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Session, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Session, r) };
 }
 
 /// Step 4: `dup3` each stdio source onto 0, 1, 2 (the sources are all 3 or
@@ -612,10 +610,8 @@ unsafe fn install_stdio(p: &Plan) {
         if src >= 0 {
             // SAFETY: dup3 takes integers only.
             let r = unsafe { syscall4(libc::SYS_dup3, src as usize, target, 0, 0) };
-            if r < 0 {
-                // SAFETY: forwarded from the caller.
-                unsafe { fail(p, Stage::Stdio, r.wrapping_neg()) }
-            }
+            // SAFETY: forwarded from the caller.
+            unsafe { check(p, Stage::Stdio, r) };
         }
         target = target.wrapping_add(1);
     }
@@ -636,10 +632,8 @@ unsafe fn install_stdio(p: &Plan) {
 unsafe fn change_directory(p: &Plan) {
     // SAFETY: `cwd` is a NUL-terminated string owned by the parent.
     let r = unsafe { syscall4(libc::SYS_chdir, p.cwd as usize, 0, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Chdir, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Chdir, r) };
 }
 
 /// Step 5a: give the child the `RLIMIT_NOFILE` the process had before
@@ -656,10 +650,8 @@ unsafe fn restore_fd_limit(p: &Plan) {
             0,
         )
     };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Rlimit, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Rlimit, r) };
 }
 
 /// Step 5b: the resource limits the command sets, each with
@@ -682,10 +674,8 @@ unsafe fn set_limits(p: &Plan) {
                 0,
             )
         };
-        if r < 0 {
-            // SAFETY: forwarded from the caller.
-            unsafe { fail(p, Stage::Limits, r.wrapping_neg()) }
-        }
+        // SAFETY: forwarded from the caller.
+        unsafe { check(p, Stage::Limits, r) };
         i = i.wrapping_add(1);
     }
 }
@@ -718,10 +708,8 @@ unsafe fn set_groups(p: &Plan) {
 unsafe fn set_gid(p: &Plan) {
     // SAFETY: setgid takes an integer.
     let r = unsafe { syscall4(libc::SYS_setgid, p.gid as usize, 0, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Gid, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Gid, r) };
 }
 
 /// Step 5f, the last step that may use privilege: `setuid`. A root child
@@ -732,10 +720,8 @@ unsafe fn set_gid(p: &Plan) {
 unsafe fn set_uid(p: &Plan) {
     // SAFETY: setuid takes an integer.
     let r = unsafe { syscall4(libc::SYS_setuid, p.uid as usize, 0, 0, 0) };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::Uid, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::Uid, r) };
 }
 
 /// Step 6: the mask to exec with (the blocked mask survives exec).
@@ -784,10 +770,8 @@ unsafe fn set_death_signal(p: &Plan) {
             0,
         )
     };
-    if r < 0 {
-        // SAFETY: forwarded from the caller.
-        unsafe { fail(p, Stage::DeathSignal, r.wrapping_neg()) }
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { check(p, Stage::DeathSignal, r) };
     let parent_gone = if p.parent_pidfd >= 0 {
         let mut poll = KernelPollFd {
             fd: p.parent_pidfd,
