@@ -981,6 +981,7 @@ impl Reaper {
     /// Whether the last [`poll`](Reaper::poll) took as many readiness events
     /// as its buffer holds, so that more may be waiting: a caller that
     /// watches the reaper's fd edge-triggered polls again before waiting.
+    #[cfg(feature = "tokio")]
     pub(crate) fn may_have_more(&self) -> bool {
         self.events_full
     }
