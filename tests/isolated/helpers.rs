@@ -38,6 +38,7 @@ pub(crate) fn default_mode() -> &'static str {
         Ok("no-files") => "vfork-class clone with CLONE_PIDFD",
         Ok("fork") => "fork-class clone with CLONE_PIDFD",
         Ok("pidfd-open") => "fork-class clone + pidfd_open",
+        Ok("no-pidfd") => "no pidfd (SIGCHLD + waitid P_PID)",
         _ => "vfork-class clone with CLONE_PIDFD and CLONE_FILES",
     }
 }
