@@ -400,10 +400,21 @@ fn p_gives_pidreap_a_signal_when_its_parent_dies_as_tini_p_does() {
             .args(flags)
             .args(["--contain", "none", "--", "sh", "-c", &child]);
         let mut p = Run::spawn(parent);
-        let line = p.out.line(LONG, "pidreap=");
-        let pidreap: u32 = line["pidreap=".len()..].parse().expect("a pid");
-        p.guard.track(pidreap);
-        let child_pid = p.ready_pid();
+        // The shell's line and the child's two race: take them in any order.
+        let (mut pidreap, mut child_pid, mut ready) = (0, 0, false);
+        while pidreap == 0 || child_pid == 0 || !ready {
+            let line = p.out.line(LONG, "pidreap=N, pid=N and ready");
+            if let Some(n) = line.strip_prefix("pidreap=") {
+                pidreap = n.parse().expect("a pid");
+                p.guard.track(pidreap);
+            } else if let Some(n) = line.strip_prefix("pid=") {
+                child_pid = n.parse().expect("a pid");
+                p.guard.track(child_pid);
+            } else {
+                assert_eq!(line, "ready");
+                ready = true;
+            }
+        }
         let pidreap_proc = support::Proc::of(pidreap);
         p.child.kill().expect("SIGKILL pidreap's parent");
         p.child.wait().unwrap();

@@ -100,6 +100,9 @@ thread_local! {
 ///
 /// ```
 /// use pidreap::{Command, ExitStatus};
+/// # if std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd") {
+/// #     return Ok(()); // no PidFd without pidfds
+/// # }
 ///
 /// let mut child = pidreap::spawn(Command::new("sh").args(["-c", "exit 3"]))?;
 /// // Register `child.pidfd` in a reactor; it is readable once the child

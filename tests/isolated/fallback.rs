@@ -108,6 +108,9 @@ pub(crate) fn refused_features(refuse: Refuse) {
         Refuse::CloneVm | Refuse::ClonePidfd => {
             let child = reaper.spawn(&cmd).unwrap();
             let expected = match refuse {
+                // A run forcing no-pidfd mode never asks for CLONE_PIDFD.
+                Refuse::ClonePidfd if support::mode_lacks_pidfd() => crate::helpers::default_mode(),
+                Refuse::CloneVm if support::mode_lacks_pidfd() => crate::helpers::fallback_mode(),
                 // Unless the run forces the last fallback already.
                 Refuse::CloneVm
                     if crate::helpers::default_mode() != "fork-class clone + pidfd_open" =>
