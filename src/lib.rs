@@ -151,14 +151,21 @@
 //! - Exits are learnt through SIGCHLD, which the [`Reaper`] reads from its
 //!   signalfd (it blocks SIGCHLD in its thread, from construction, or at
 //!   its first child without a pidfd). SIGCHLD coalesces and does not say
-//!   which child: each one costs `waitid(P_PID, pid, WEXITED | WNOHANG)`
-//!   for every child the reaper supervises without a pidfd, so the cost of
-//!   an exit grows with the number of children (O(children), not O(1)).
-//!   `P_ALL` is never used (it would steal other code's children), except
-//!   by [`reap_orphans`](ReaperBuilder::reap_orphans). A thread that does
+//!   which child: the reaper peeks at exited children without reaping them
+//!   (`waitid(P_ALL, WNOWAIT)`, which walks the process's children in the
+//!   kernel) and reaps its own by pid; once the exited child peeked at is
+//!   not one of its own (another reaper's, std's), it checks every child it
+//!   supervises without a pidfd with `waitid(P_PID, pid, WNOHANG)`. The
+//!   cost of an exit grows with the number of children, O(children) instead
+//!   of O(1): on Linux 6.18 here, kill-to-reap of one child among 1,000
+//!   others went from 65 µs to 124 µs (p50), among 5,000 from 63 µs to
+//!   415 µs (`cargo bench --bench no_pidfd`). Nothing is reaped through
+//!   `P_ALL` (it would steal other code's children), except by
+//!   [`reap_orphans`](ReaperBuilder::reap_orphans). A thread that does
 //!   not block SIGCHLD takes it from the signalfd
 //!   ([signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)),
-//!   so the reaper also checks those children every 20 ms; call
+//!   as does another reaper's signalfd, so the reaper also peeks every
+//!   20 ms while it has children without a pidfd; call
 //!   [`block_signals`]`(&[Signal::CHLD])` at the top of `main` for prompt
 //!   reports in a threaded program.
 //! - [`Containment::Cgroup`] (its sentinel is watched through a pidfd) and

@@ -942,15 +942,34 @@ impl Reaper {
         }
     }
 
-    /// No-pidfd mode: SIGCHLD coalesces and says nothing of which child,
-    /// so every child known by pid alone is checked with
-    /// `waitid(P_PID, pid, WEXITED | WNOHANG)`: O(children) per SIGCHLD.
-    /// Never `P_ALL` (that would steal other code's children); orphans are
-    /// reaped that way only with `reap_orphans`.
+    /// No-pidfd mode: SIGCHLD coalesces and says nothing of which child.
+    /// First, `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)` peeks at an
+    /// exited child without reaping it: while that is one of ours, it is
+    /// reaped by pid and the next one peeked at; no exited child at all
+    /// ends the work. Any other exited child (someone else's, or one with
+    /// a pidfd) stops the peeking, and every child known by pid alone is
+    /// then checked with `waitid(P_PID, pid, WEXITED | WNOHANG)`:
+    /// O(children) per SIGCHLD. Nothing is ever reaped through `P_ALL`
+    /// (that would steal other code's children), except by `reap_orphans`.
     /// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
     fn reap_pid_only(&mut self, now: Instant) {
         if self.pid_only.is_empty() {
             return;
+        }
+        loop {
+            match pidfd::peek_any_exited() {
+                Ok(None) => return,
+                Ok(Some(pid)) => match self.pid_only.get(&pid) {
+                    Some(&id) => {
+                        self.try_reap(id, now);
+                        if self.pid_only.contains_key(&pid) {
+                            break; // not reaped after all: scan
+                        }
+                    }
+                    None => break,
+                },
+                Err(_) => break,
+            }
         }
         let ids: Vec<ChildId> = self.pid_only.values().copied().collect();
         for id in ids {

@@ -140,7 +140,7 @@ pub(crate) fn refused_features(refuse: Refuse) {
                 Some(Signal::KILL)
             );
         }
-        Refuse::AllPidfds(errno) => no_pidfd_reaper(&mut reaper, errno),
+        Refuse::AllPidfds(_) => no_pidfd_reaper(&mut reaper),
         Refuse::Clone3(_) => unreachable!("see cgroup_without_clone3"),
     }
     assert_no_children_left("after the spawns");
@@ -257,8 +257,18 @@ pub(crate) fn cgroup_spawn_from_a_killed_cgroup() {
 /// No-pidfd mode on a real kernel whose pidfds a seccomp filter refuses:
 /// statuses, a stop ladder, exec errors and a group; the primitive is
 /// refused by name; no zombie, no child left.
-fn no_pidfd_reaper(reaper: &mut Reaper, errno: i32) {
+fn no_pidfd_reaper(reaper: &mut Reaper) {
     let mut guard = Guard::new();
+    // Someone else's child, exited and not waited for: never stolen, and
+    // it does not hide our children's exits.
+    let mut foreign = std::process::Command::new("sh")
+        .args(["-c", "exit 9"])
+        .spawn()
+        .unwrap();
+    guard.track(foreign.id());
+    support::wait_until(LONG, "the foreign child to be a zombie", || {
+        support::state(foreign.id()) == Some('Z')
+    });
     for (script, expected) in [
         ("exit 7", ExitStatus::Exited(7)),
         (
@@ -346,7 +356,11 @@ fn no_pidfd_reaper(reaper: &mut Reaper, errno: i32) {
         other => panic!("expected Error::Unsupported, got {other:?}"),
     }
     assert!(reaper.is_empty());
-    let _ = errno;
+    assert_eq!(
+        foreign.wait().unwrap().code(),
+        Some(9),
+        "the foreign child's status was kept for its owner"
+    );
 }
 
 /// A kernel before 5.2 ignores `CLONE_PIDFD`: the clone succeeds and the
