@@ -248,7 +248,7 @@ impl Reaper {
         let mut wanted = opts.signals.clone();
         let user_chld = wanted.contains(&Signal::CHLD);
         // In no-pidfd mode, exits are learnt through SIGCHLD.
-        if (opts.reap_orphans || !spawn::pidfds_available()) && !user_chld {
+        if (opts.reap_orphans || spawn::no_pidfd()) && !user_chld {
             wanted.push(Signal::CHLD);
         }
         let (signalfd, signal_set) = if wanted.is_empty() {

@@ -120,7 +120,7 @@ pub fn spawn(cmd: &Command) -> Result<Spawned> {
     if signals::children_auto_reaped() {
         return Err(Error::ChildrenAutoReaped);
     }
-    if !crate::sys::spawn::pidfds_available() {
+    if crate::sys::spawn::no_pidfd() {
         return Err(no_pidfd_error());
     }
     let started = SPAWNER.with(|cell| {

@@ -207,32 +207,30 @@ static DEGRADED: AtomicU8 = AtomicU8::new(0);
 
 /// Whether the process is in no-pidfd mode: the kernel (or a sandbox)
 /// refused `CLONE_PIDFD` and `pidfd_open`, or a test forced it. Learnt at
-/// the first spawn, or by [`pidfds_available`].
+/// the first spawn that needed a pidfd.
 pub(crate) fn no_pidfd() -> bool {
     #[cfg(feature = "testing")]
     apply_test_mode();
     DEGRADED.load(Ordering::Relaxed) & NO_PIDFD != 0
 }
 
-/// Whether this process can have pidfds: false in no-pidfd mode, else
-/// probed once with `pidfd_open(2)` on this process (`ENOSYS` before Linux
-/// 5.3, `EPERM` from a seccomp filter switch the mode on).
+/// Whether `pidfd_open(2)` works here: `Err` with what the kernel said
+/// where it is refused (`ENOSYS` before Linux 5.3, `EPERM` from a seccomp
+/// filter, as Docker's default profile answered). Probed once, on this
+/// process. `CLONE_PIDFD` may still work where this does not, so the spawn
+/// mode is left as it is.
 /// [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
-pub(crate) fn pidfds_available() -> bool {
-    static PROBED: std::sync::Once = std::sync::Once::new();
-    if no_pidfd() {
-        return false;
-    }
-    PROBED.call_once(|| {
+pub(crate) fn pidfd_open_works() -> Result<(), i32> {
+    static PROBED: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
+    *PROBED.get_or_init(|| {
         let me = rustix::process::Pid::from_raw(std::process::id() as i32).expect("positive");
-        if let Err(e) = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()) {
-            let e = io::Error::from(e);
-            if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
-                degrade(NO_PIDFD, &e);
+        match rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()) {
+            Err(e) if matches!(e.raw_os_error(), libc::ENOSYS | libc::EPERM) => {
+                Err(e.raw_os_error())
             }
+            _ => Ok(()),
         }
-    });
-    !no_pidfd()
+    })
 }
 
 /// Which spawn path the process uses now, for logs and diagnostics.
