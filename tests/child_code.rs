@@ -13,14 +13,18 @@
 //! `pidreap::sys::sentinel`), never through a register or memory (the one
 //! exception: the `clone3` trampoline's call of the child's entry point).
 //! [objdump(1)](https://man7.org/linux/man-pages/man1/objdump.1.html)
+//!
+//! And the child's fd table stays small however many fds the program
+//! opened since its spawner was made.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::process::Command as Process;
 use std::time::Duration;
 
-use pidreap::{Command, Containment, ExitStatus, Reaper};
+use pidreap::{Command, Containment, ExitStatus, Reaper, Signal, Stdio};
 use support::{Guard, LONG};
 
 /// Mangled (legacy) symbol prefixes of the modules child-side code may call.
@@ -265,4 +269,67 @@ fn child_side_calls_nothing_outside_itself() {
         },
         problems.join("\n")
     );
+}
+
+/// `FDSize` (the fd table's size) in `/proc/PID/status`.
+/// [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+fn fd_table_size(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no FDSize in /proc/{pid}/status"))
+}
+
+/// The child's fd-table unshare copies the slots below the highest fd it
+/// keeps: its stdio sources go onto low slots the spawner took when it was
+/// made, so that with many fds opened since, the child's table (which exec
+/// keeps) stays small. Before, a pipe landed above all of them and the
+/// child's table was as large as ours.
+#[test]
+fn child_fd_table_stays_small_with_many_fds_open() {
+    support::watchdog(Duration::from_secs(120));
+    let mut guard = Guard::new();
+    // Makes this thread's spawner.
+    spawn_once();
+    let mode = Reaper::spawn_mode();
+    if !mode.contains("CLONE_FILES") {
+        eprintln!("skipped: the spawn path ({mode}) copies the whole fd table at the clone");
+        return;
+    }
+    let soft = pidreap::raise_fd_limit().expect("raising RLIMIT_NOFILE");
+    let n = 2000.min(soft.saturating_sub(200) as usize);
+    assert!(
+        n >= 500,
+        "RLIMIT_NOFILE {soft} leaves too few fds for the test"
+    );
+    let null = std::fs::File::open("/dev/null").expect("opening /dev/null");
+    let held: Vec<_> = (0..n)
+        .map(|_| null.try_clone().expect("duplicating /dev/null"))
+        .collect();
+    let ours = fd_table_size(std::process::id());
+    assert!(ours >= n, "our FDSize {ours} with {n} fds open");
+
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = pidreap::spawn(&cmd).expect("spawning sleep");
+    guard.track(child.pid());
+    let theirs = fd_table_size(child.pid());
+    drop(held);
+    assert!(
+        theirs < n / 4,
+        "the child's FDSize is {theirs} with {n} fds open in the parent (ours: {ours}): its \
+         fd-table unshare copied them"
+    );
+    // Its pipes work: EOF on stdout once it is gone.
+    assert!(child.pidfd.send_signal(Signal::KILL).unwrap());
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let r = child.pidfd.wait_timeout(LONG).unwrap().expect("killed");
+    assert_eq!(r.status.signal(), Some(Signal::KILL));
 }
