@@ -255,7 +255,10 @@ fn child_side_calls_nothing_outside_itself() {
     }
     let exe = std::env::current_exe().expect("the test's own path");
     let Some(funcs) = disassemble(&exe) else {
-        eprintln!("skipped: objdump (binutils) is not installed");
+        support::skip(
+            "child_side_calls_nothing_outside_itself",
+            "objdump (binutils) is not installed",
+        );
         return;
     };
     let problems = violations(&funcs);
@@ -296,6 +299,7 @@ fn child_fd_table_stays_small_with_many_fds_open() {
     spawn_once();
     let mode = Reaper::spawn_mode();
     if !mode.contains("CLONE_FILES") {
+        // Not a missing feature: the path a test mode forces.
         eprintln!("skipped: the spawn path ({mode}) copies the whole fd table at the clone");
         return;
     }
