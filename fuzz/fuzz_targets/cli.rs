@@ -1,6 +1,7 @@
 //! Fuzz target `cli`: the properties in `fuzz/checks/cli.rs` (which
 //! `tests/fuzz_corpus.rs` replays on `corpus/cli/`); a broken one is a
-//! crash. `cargo +nightly fuzz run cli`.
+//! crash. `cargo +nightly fuzz run cli -- -dict=fuzz/cli.dict` (the option
+//! names and `PIDREAP_*` variables, which the fuzzer finds slowly alone).
 //!
 //! The binary's modules are not a library: its `main.rs` is included as
 //! a module here, and its `cli` and `supervise` modules are brought to
