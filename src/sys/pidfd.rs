@@ -86,7 +86,7 @@ pub(crate) fn signal_child(
     match send_signal(fd, pid, sig, group) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
             if !NO_PIDFD_SIGNAL.swap(true, Ordering::Relaxed) {
-                log::warn!("pidfd_send_signal refused ({e}): children are signalled with kill() while unreaped");
+                log::info!("pidfd_send_signal refused ({e}): children are signalled with kill() while unreaped");
             }
             by_pid(pid, sig)
         }

@@ -351,7 +351,7 @@ fn degrade(bit: u8, why: &io::Error) {
             NO_FILES => "CLONE_FILES with close_range(CLOSE_RANGE_UNSHARE)",
             NO_VM => "CLONE_VM|CLONE_VFORK",
             NO_CLONE3 => {
-                log::warn!(
+                log::info!(
                     "kernel refused clone3 with CLONE_INTO_CGROUP ({why}); contained children now move into their cgroup before exec"
                 );
                 return;
@@ -359,7 +359,7 @@ fn degrade(bit: u8, why: &io::Error) {
             NO_PIDFD => "every pidfd (CLONE_PIDFD and pidfd_open)",
             _ => "CLONE_PIDFD",
         };
-        log::warn!(
+        log::info!(
             "kernel refused {what} ({why}); spawning now uses {}",
             describe_mode()
         );
