@@ -525,7 +525,7 @@ fn graceful_stop(contain: &str, cgroup: Option<&TestCgroup>, m: &str) -> Stopped
 
 #[test]
 fn cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups() {
-    if support::mode_skip("cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups") {
+    if support::contain_mode_skip("cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups") {
         return;
     }
     start_watchdog();
@@ -567,7 +567,7 @@ fn cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups() {
 
 #[test]
 fn pidns_graceful_stop_leaves_nothing() {
-    if support::mode_skip("pidns_graceful_stop_leaves_nothing") {
+    if support::contain_mode_skip("pidns_graceful_stop_leaves_nothing") {
         return;
     }
     start_watchdog();
@@ -644,7 +644,7 @@ fn sigkill_full_tree(contain: &str, cgroup: Option<&TestCgroup>, m: &str) -> (Ve
 
 #[test]
 fn cgroup_sigkill_of_pidreap_leaves_nothing() {
-    if support::mode_skip("cgroup_sigkill_of_pidreap_leaves_nothing") {
+    if support::contain_mode_skip("cgroup_sigkill_of_pidreap_leaves_nothing") {
         return;
     }
     start_watchdog();
@@ -667,7 +667,7 @@ fn cgroup_sigkill_of_pidreap_leaves_nothing() {
 
 #[test]
 fn pidns_sigkill_of_pidreap_leaves_nothing() {
-    if support::mode_skip("pidns_sigkill_of_pidreap_leaves_nothing") {
+    if support::contain_mode_skip("pidns_sigkill_of_pidreap_leaves_nothing") {
         return;
     }
     start_watchdog();
@@ -839,7 +839,7 @@ fn sigkill_trials(contain: &str, cgroups: bool) -> (usize, Vec<String>) {
 
 #[test]
 fn cgroup_sigkill_trials_leave_no_survivor() {
-    if support::mode_skip("cgroup_sigkill_trials_leave_no_survivor") {
+    if support::contain_mode_skip("cgroup_sigkill_trials_leave_no_survivor") {
         return;
     }
     start_watchdog();
@@ -859,7 +859,7 @@ fn cgroup_sigkill_trials_leave_no_survivor() {
 
 #[test]
 fn pidns_sigkill_trials_leave_no_survivor() {
-    if support::mode_skip("pidns_sigkill_trials_leave_no_survivor") {
+    if support::contain_mode_skip("pidns_sigkill_trials_leave_no_survivor") {
         return;
     }
     start_watchdog();
@@ -967,7 +967,9 @@ fn refused(
 
 #[test]
 fn an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning() {
-    if support::mode_skip("an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning") {
+    if support::contain_mode_skip(
+        "an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning",
+    ) {
         return;
     }
     start_watchdog();
@@ -988,7 +990,9 @@ fn an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning() {
 
 #[test]
 fn an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning() {
-    if support::mode_skip("an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning") {
+    if support::contain_mode_skip(
+        "an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning",
+    ) {
         return;
     }
     start_watchdog();
@@ -1022,7 +1026,7 @@ fn an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning() {
 
 #[test]
 fn auto_without_privileges_falls_back_to_group_and_says_why() {
-    if support::mode_skip("auto_without_privileges_falls_back_to_group_and_says_why") {
+    if support::contain_mode_skip("auto_without_privileges_falls_back_to_group_and_says_why") {
         return;
     }
     start_watchdog();
@@ -1052,7 +1056,7 @@ fn auto_without_privileges_falls_back_to_group_and_says_why() {
 
 #[test]
 fn auto_takes_cgroup_where_it_works() {
-    if support::mode_skip("auto_takes_cgroup_where_it_works") {
+    if support::contain_mode_skip("auto_takes_cgroup_where_it_works") {
         return;
     }
     start_watchdog();
@@ -1150,7 +1154,7 @@ fn forward_to_group_kills_the_group_after_its_leader_died() {
 /// double-forked ones included, is gone long before a long grace ends.
 #[test]
 fn cgroup_stop_signal_reaches_every_member_at_once() {
-    if support::mode_skip("cgroup_stop_signal_reaches_every_member_at_once") {
+    if support::contain_mode_skip("cgroup_stop_signal_reaches_every_member_at_once") {
         return;
     }
     start_watchdog();
@@ -1192,7 +1196,7 @@ fn cgroup_stop_signal_reaches_every_member_at_once() {
 /// exits with the child's own status once they are gone.
 #[test]
 fn cgroup_leftovers_of_an_exited_child_are_stopped_at_once() {
-    if support::mode_skip("cgroup_leftovers_of_an_exited_child_are_stopped_at_once") {
+    if support::contain_mode_skip("cgroup_leftovers_of_an_exited_child_are_stopped_at_once") {
         return;
     }
     start_watchdog();
@@ -1236,7 +1240,7 @@ fn cgroup_leftovers_of_an_exited_child_are_stopped_at_once() {
 /// the program is not PID 1 and keeps the usual signal semantics.
 #[test]
 fn pidns_program_is_not_pid_1() {
-    if support::mode_skip("pidns_program_is_not_pid_1") {
+    if support::contain_mode_skip("pidns_program_is_not_pid_1") {
         return;
     }
     start_watchdog();

@@ -458,6 +458,10 @@ mod tests {
 
     #[test]
     fn vfork_child_runs_entry_on_its_stack_and_exits_with_its_result() {
+        if crate::sys::sandbox_skip("vfork_child_runs_entry_on_its_stack_and_exits_with_its_result")
+        {
+            return;
+        }
         let stack = Stack::new();
         let mut ids = Ids::default();
         let mut pidfd: c_int = -1;
@@ -561,6 +565,9 @@ mod tests {
 
     #[test]
     fn into_cgroup_starts_the_child_in_the_leaf() {
+        if crate::sys::sandbox_skip("into_cgroup_starts_the_child_in_the_leaf") {
+            return;
+        }
         let Ok(cgroup2) = crate::sys::cgroup::locate() else {
             eprintln!("SKIPPED into_cgroup_starts_the_child_in_the_leaf: no cgroup2 mount");
             return;
@@ -609,6 +616,9 @@ mod tests {
 
     #[test]
     fn new_pid_namespace_child_is_pid_1() {
+        if crate::sys::sandbox_skip("new_pid_namespace_child_is_pid_1") {
+            return;
+        }
         let stack = Stack::new();
         let mut ids = Ids::default();
         let mut pidfd: c_int = -1;
@@ -641,6 +651,9 @@ mod tests {
 
     #[test]
     fn refused_clone_returns_errno_and_makes_no_child() {
+        if crate::sys::sandbox_skip("refused_clone_returns_errno_and_makes_no_child") {
+            return;
+        }
         let stack = Stack::new();
         let before = my_children();
         // (cgroup value, expected errno): an fd number that is not open, and

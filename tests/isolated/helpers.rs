@@ -28,19 +28,34 @@ pub(crate) fn check_mode(fallback: bool) {
 }
 
 /// The fork-class fallback as a test forces it: with `pidfd_open`, or with
-/// no pidfd at all in a run that forces no-pidfd mode.
+/// no pidfd at all in a run that forces no-pidfd mode or whose seccomp
+/// sandbox refuses `pidfd_open`.
 pub(crate) fn fallback_mode() -> &'static str {
-    if support::mode_lacks_pidfd() {
+    if support::mode_lacks_pidfd() || sandbox().is_some() {
         "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)"
     } else {
         "fork-class clone + pidfd_open"
     }
 }
 
+/// The seccomp profile of the run (`reaper_isolated --sandbox`), if any.
+fn sandbox() -> Option<String> {
+    std::env::var("PIDREAP_TEST_SANDBOX").ok()
+}
+
 /// The spawn path a test gets without forcing one itself: the fast path,
-/// or the one `PIDREAP_TEST_SPAWN_MODE` forces for the whole run (as
-/// `.ci/run` does once per fallback).
+/// the one `PIDREAP_TEST_SPAWN_MODE` forces for the whole run (as
+/// `.ci/run` does once per fallback), or the one the kernel leaves under
+/// the run's seccomp sandbox: `docker` refuses `close_range` (so no
+/// `CLONE_FILES`); `no-pidfd` refuses `CLONE_PIDFD` with `EINVAL`, which
+/// does not say which flag was refused, so the spawner drops `CLONE_FILES`
+/// and `CLONE_VM` before it.
 pub(crate) fn default_mode() -> &'static str {
+    match sandbox().as_deref() {
+        Some("docker") => return "vfork-class clone with CLONE_PIDFD",
+        Some("no-pidfd") => return "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)",
+        _ => {}
+    }
     match std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() {
         Ok("no-files") => "vfork-class clone with CLONE_PIDFD",
         Ok("fork") => "fork-class clone with CLONE_PIDFD",

@@ -595,7 +595,7 @@ pub fn containment_or_skip(test: &str, containment: pidreap::Containment) -> boo
     if matches!(
         containment,
         pidreap::Containment::Cgroup | pidreap::Containment::PidNamespace
-    ) && mode_skip(test)
+    ) && contain_mode_skip(test)
     {
         return false;
     }
@@ -605,19 +605,49 @@ pub fn containment_or_skip(test: &str, containment: pidreap::Containment) -> boo
     }
 }
 
-/// True when the run forces no-pidfd mode (`PIDREAP_TEST_SPAWN_MODE=no-pidfd`):
-/// then tests that need pidfds by nature (the `PidFd` primitive, cgroup and
-/// PID-namespace containment) skip with [`mode_skip`], which does not fail
-/// under [`REQUIRE_ALL`]: the mode, not the machine, rules them out.
-pub fn mode_lacks_pidfd() -> bool {
-    std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd")
+/// The seccomp profile the whole run is under (`reaper_isolated --sandbox
+/// PROFILE` sets `PIDREAP_TEST_SANDBOX`), if any.
+fn sandbox() -> Option<String> {
+    std::env::var("PIDREAP_TEST_SANDBOX").ok()
 }
 
-/// Skips `test` (returning true) when the forced mode has no pidfds: see
+/// True when the run has no pidfds at all: forced
+/// (`PIDREAP_TEST_SPAWN_MODE=no-pidfd`) or refused by the kernel
+/// (`--sandbox no-pidfd`). Then tests that need pidfds by nature (the
+/// `PidFd` primitive, cgroup and PID-namespace containment) skip with
+/// [`mode_skip`], which does not fail under [`REQUIRE_ALL`]: the mode, not
+/// the machine, rules them out.
+pub fn mode_lacks_pidfd() -> bool {
+    std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd")
+        || sandbox().as_deref() == Some("no-pidfd")
+}
+
+/// Skips `test` (returning true) when the run has no pidfds: see
 /// [`mode_lacks_pidfd`].
 pub fn mode_skip(test: &str) -> bool {
     if mode_lacks_pidfd() {
-        eprintln!("SKIPPED {test}: needs pidfds, and PIDREAP_TEST_SPAWN_MODE=no-pidfd forces none");
+        eprintln!("SKIPPED {test}: needs pidfds, and this run has none (forced or refused)");
+        return true;
+    }
+    false
+}
+
+/// Skips `test` (returning true) when the run rules out cgroup and
+/// PID-namespace containment: no pidfds at all, or no `pidfd_open` (the
+/// `docker` sandbox), which their sentinel and their init's parent check
+/// need.
+pub fn contain_mode_skip(test: &str) -> bool {
+    mode_skip(test) || sandbox_skip(test, "pidfd_open")
+}
+
+/// Skips `test` (returning true) when the run is under a seccomp sandbox
+/// (`reaper_isolated --sandbox`): for tests that need what every profile
+/// refuses (`needs`: `pidfd_open`, `pidfd_send_signal`) in the test
+/// itself, not in pidreap. Such a skip does not fail under
+/// [`REQUIRE_ALL`]: the run, not the machine, rules the test out.
+pub fn sandbox_skip(test: &str, needs: &str) -> bool {
+    if sandbox().is_some() {
+        eprintln!("SKIPPED {test}: needs {needs}, which this run's seccomp sandbox refuses");
         return true;
     }
     false
