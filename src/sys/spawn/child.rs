@@ -763,6 +763,7 @@ unsafe extern "C" fn mark_cloexec_by_listing() {
 /// # Safety
 ///
 /// `name` must point to `len` readable bytes.
+#[allow(clippy::manual_range_contains)] // See the digit test.
 unsafe extern "C" fn parse_fd(name: *const u8, len: usize) -> isize {
     let mut value = 0usize;
     let mut i = 0usize;
@@ -772,7 +773,8 @@ unsafe extern "C" fn parse_fd(name: *const u8, len: usize) -> isize {
         if b == 0 {
             break;
         }
-        // Comparisons, not `is_ascii_digit`: a call in a debug build.
+        // Comparisons, not `is_ascii_digit` or `RangeInclusive::contains`:
+        // each is a call in a debug build.
         if b < b'0' || b > b'9' || i >= 10 {
             return -1;
         }
