@@ -149,6 +149,7 @@ pub(crate) fn refused_features(refuse: Refuse) {
         }
         Refuse::AllPidfds(_) => no_pidfd_reaper(&mut reaper),
         Refuse::Clone3(_) => unreachable!("see cgroup_without_clone3"),
+        Refuse::CloseRange(_) => unreachable!("see fds::no_fd_leak_without_close_range"),
     }
     assert_no_children_left("after the spawns");
     let (mut before, mut after) = (before, support::self_fds());

@@ -10,6 +10,7 @@ use std::time::Duration;
 use pidreap::{Command, Error, ExitStatus, Reaper, Signal, Stdio, StopLadder};
 
 use crate::helpers::{assert_no_children_left, check_mode, exit_of, setup, warm_up};
+use crate::seccomp::{install_seccomp, Refuse};
 use crate::support::{self, Guard, LONG};
 
 /// Missing program, non-executable file, directory, bad format, bad
@@ -187,6 +188,52 @@ pub(crate) fn only_stdio_fds(fallback: bool) {
         .all(|e| e.status.signal() == Some(Signal::TERM)));
     drop((files, inheritable, tokens));
     assert_no_children_left("after shutdown");
+}
+
+/// Where `close_range` is refused with `EPERM` (a seccomp profile that
+/// does not list it, as in a locked-down container), a child still starts
+/// with fds 0, 1 and 2 only while this process holds 200 fds opened without
+/// `O_CLOEXEC`: the spawn cannot unshare a shared fd table (no
+/// `CLOSE_RANGE_UNSHARE`), so it takes a path with a copied one, where
+/// the child marks every fd from 3 up close-on-exec itself. The marks are
+/// the child's own: this process's fds stay inheritable.
+pub(crate) fn no_fd_leak_without_close_range(fallback: bool) {
+    setup(fallback);
+    install_seccomp(Refuse::CloseRange(libc::EPERM));
+    // More than one getdents64 batch of /proc/self/fd in the child.
+    let inheritable: Vec<_> = (0..200).map(|_| support::open_inheritable()).collect();
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    assert_ne!(
+        Reaper::spawn_mode(),
+        "vfork-class clone with CLONE_PIDFD and CLONE_FILES",
+        "the spawn shares the fd table although close_range is refused"
+    );
+    support::wait_exec(child.pid(), "sleep");
+    support::wait_only_stdio(child.pid());
+    for fd in &inheritable {
+        // SAFETY: F_GETFD on an fd this test owns.
+        let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::F_GETFD) };
+        assert_eq!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "the child's close-on-exec marks reached the parent's fd table"
+        );
+    }
+    reaper.kill(child.id()).unwrap();
+    assert_eq!(
+        exit_of(&mut reaper, child.id()).status.signal(),
+        Some(Signal::KILL)
+    );
+    drop(inheritable);
+    assert_no_children_left("after the kill");
 }
 
 /// With the fd table nearly full (a low soft `RLIMIT_NOFILE`), spawns with

@@ -185,6 +185,16 @@ pub(crate) const TESTS: &[Test] = &[
         || fallback::refused_features(seccomp::Refuse::AllPidfds(libc::EPERM)),
     ),
     t(
+        "seccomp_refusing_close_range_leaks_no_inheritable_fd",
+        60,
+        || fds::no_fd_leak_without_close_range(false),
+    ),
+    t(
+        "fallback_seccomp_refusing_close_range_leaks_no_inheritable_fd",
+        60,
+        || fds::no_fd_leak_without_close_range(true),
+    ),
+    t(
         "fd_exhaustion_gives_a_typed_error_and_loses_nothing",
         60,
         || fds::fd_exhaustion(false),

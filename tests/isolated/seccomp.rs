@@ -15,6 +15,10 @@ pub(crate) enum Refuse {
     /// `clone3` fails with this errno (`ENOSYS` before Linux 5.3, `EPERM`
     /// under Docker's default profile before 20.10); the rest is allowed.
     Clone3(i32),
+    /// `close_range` fails with this errno (`ENOSYS` before Linux 5.9,
+    /// `EPERM` under a seccomp profile that does not list it, as Docker's
+    /// default once did); the rest is allowed.
+    CloseRange(i32),
 }
 
 /// Installs a seccomp filter on this process (all threads) that refuses
@@ -34,9 +38,14 @@ pub(crate) fn install_seccomp(refuse: Refuse) {
         Refuse::ClonePidfd => (libc::CLONE_PIDFD as u32, allow, enosys),
         Refuse::AllPidfds(e) => (libc::CLONE_PIDFD as u32, errno(e), enosys),
         Refuse::Clone3(e) => (0, allow, errno(e)),
+        Refuse::CloseRange(_) => (0, allow, enosys),
     };
     let pidfd_signal = match refuse {
         Refuse::AllPidfds(e) => errno(e),
+        _ => allow,
+    };
+    let close_range = match refuse {
+        Refuse::CloseRange(e) => errno(e),
         _ => allow,
     };
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
@@ -52,15 +61,17 @@ pub(crate) fn install_seccomp(refuse: Refuse) {
     // on these little-endian targets). Jumps are relative: `jf` skips.
     let program = [
         ld(4),
-        jeq(AUDIT_ARCH, 11), // another arch: allow (13)
+        jeq(AUDIT_ARCH, 13), // another arch: allow (15)
         ld(0),
+        jeq(libc::SYS_close_range as u32, 1),
+        ret(close_range),
         jeq(libc::SYS_pidfd_open as u32, 1),
         ret(pidfd_open),
         jeq(libc::SYS_clone3 as u32, 1),
         ret(clone3),
         jeq(libc::SYS_pidfd_send_signal as u32, 1),
         ret(pidfd_signal),
-        jeq(libc::SYS_clone as u32, 3), // not clone: allow (13)
+        jeq(libc::SYS_clone as u32, 3), // not clone: allow (15)
         ld(16),
         op(
             libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,

@@ -620,9 +620,14 @@ unsafe extern "C" fn start_session(p: &Plan) {
 
 /// Step 4: `dup3` each stdio source onto 0, 1, 2 (the sources are all 3 or
 /// above, so none clobbers another), then mark every fd from 3 up
-/// close-on-exec. The exec-status pipe must live until the exec; where
-/// `CLOSE_RANGE_CLOEXEC` is missing (Linux < 5.11) every fd pidreap made is
-/// close-on-exec anyway.
+/// close-on-exec: marked, not closed, because the exec-status pipe must
+/// live until the exec. `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` does it
+/// in one call; where that fails (no `close_range` before Linux 5.9, no
+/// `CLOSE_RANGE_CLOEXEC` before 5.11, or a seccomp filter refusing it, as
+/// container runtimes' default profiles did) [`mark_cloexec_by_listing`]
+/// walks `/proc/self/fd` instead. That needs `/proc`: without it mounted,
+/// fds the program opened without `O_CLOEXEC` stay inheritable there
+/// (every fd pidreap makes is close-on-exec anyway).
 /// [dup3(2)](https://man7.org/linux/man-pages/man2/dup3.2.html),
 /// [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
 unsafe extern "C" fn install_stdio(p: &Plan) {
@@ -634,15 +639,154 @@ unsafe extern "C" fn install_stdio(p: &Plan) {
         dup_onto(p, stderr, 2);
     }
     // SAFETY: close_range takes integers only.
-    unsafe {
+    let r = unsafe {
         syscall4(
             libc::SYS_close_range,
             3,
             CLOSE_RANGE_ALL,
             CLOSE_RANGE_CLOEXEC,
             0,
-        );
+        )
+    };
+    if r < 0 {
+        // SAFETY: raw system calls on a directory fd of its own and a
+        // local buffer.
+        unsafe { mark_cloexec_by_listing() };
     }
+}
+
+/// The size of the buffer [`mark_cloexec_by_listing`] reads directory
+/// entries into, on the child's stack: a few dozen entries per call.
+const DIRENT_BUFFER: usize = 1024;
+/// Offsets in the kernel's `struct linux_dirent64`: `d_ino` (u64),
+/// `d_off` (i64), then `d_reclen` (u16), `d_type` (u8) and `d_name`
+/// (NUL-terminated). Records are 8-byte aligned.
+/// [getdents64(2)](https://man7.org/linux/man-pages/man2/getdents64.2.html)
+const DIRENT_RECLEN: usize = 16;
+const DIRENT_NAME: usize = 19;
+
+/// Marks every fd from 3 up close-on-exec with `fcntl(fd, F_SETFD,
+/// FD_CLOEXEC)`, finding them by listing `/proc/self/fd`
+/// ([proc_pid_fd(5)](https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html))
+/// with `getdents64`: the fallback of [`install_stdio`] where
+/// `close_range` cannot do it. The directory's own fd is opened
+/// `O_CLOEXEC` and is closed at the end. Setting a flag changes no entry of
+/// the table, so the listing stays whole while it runs. If `/proc` is not
+/// mounted (the `openat` fails) it does nothing: fds without
+/// `FD_CLOEXEC` then reach the program.
+/// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)
+///
+/// # Safety
+///
+/// Only for the child side of a spawn: it marks every fd of the calling
+/// process's fd table, which must be the child's own (not shared with the
+/// parent through `CLONE_FILES`).
+unsafe extern "C" fn mark_cloexec_by_listing() {
+    const FD_DIR: &[u8; 14] = b"/proc/self/fd\0";
+    // SAFETY: openat reads a static NUL-terminated path.
+    let dir = unsafe {
+        syscall4(
+            libc::SYS_openat,
+            libc::AT_FDCWD as usize,
+            addr(FD_DIR),
+            (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    };
+    if dir < 0 {
+        return;
+    }
+    // u64s for the records' 8-byte alignment. Uninitialised: zeroing it
+    // would call `memset` in a debug build; only the bytes getdents64
+    // wrote are looked at.
+    let mut buffer = core::mem::MaybeUninit::<[u64; DIRENT_BUFFER / 8]>::uninit();
+    let base = buffer.as_mut_ptr() as *mut u8;
+    loop {
+        // SAFETY: getdents64 writes at most DIRENT_BUFFER bytes into the
+        // local buffer.
+        let n = unsafe {
+            syscall4(
+                libc::SYS_getdents64,
+                dir as usize,
+                base as usize,
+                DIRENT_BUFFER,
+                0,
+            )
+        };
+        // 0: the end of the directory; below 0: an error, stop there.
+        if n <= 0 {
+            break;
+        }
+        let n = n as usize;
+        let mut offset = 0usize;
+        while offset < n {
+            let record = base.wrapping_add(offset) as *const u8;
+            // SAFETY: `offset` is the start of a record that getdents64
+            // wrote, 8-byte aligned, so its u16 d_reclen is aligned too.
+            let reclen = unsafe { load(record.wrapping_add(DIRENT_RECLEN) as *const u16) } as usize;
+            // A record the kernel would never write: stop rather than
+            // read past what it wrote.
+            if reclen <= DIRENT_NAME || reclen > n.wrapping_sub(offset) {
+                break;
+            }
+            // SAFETY: the name lies within the record, which lies within
+            // the bytes written.
+            let fd = unsafe {
+                parse_fd(
+                    record.wrapping_add(DIRENT_NAME),
+                    reclen.wrapping_sub(DIRENT_NAME),
+                )
+            };
+            if fd >= 3 && fd != dir {
+                // SAFETY: fcntl(F_SETFD) takes integers only.
+                unsafe {
+                    syscall4(
+                        libc::SYS_fcntl,
+                        fd as usize,
+                        libc::F_SETFD as usize,
+                        libc::FD_CLOEXEC as usize,
+                        0,
+                    )
+                };
+            }
+            offset = offset.wrapping_add(reclen);
+        }
+    }
+    // SAFETY: close takes the fd opened above.
+    unsafe { syscall4(libc::SYS_close, dir as usize, 0, 0, 0) };
+}
+
+/// The fd number a `/proc/self/fd` entry names: the decimal digits at
+/// `name`, up to a NUL within `len` bytes; -1 for any other name (`.` and
+/// `..`) or one of more than 10 digits (above every fd).
+///
+/// # Safety
+///
+/// `name` must point to `len` readable bytes.
+#[allow(clippy::manual_range_contains)] // See the digit test.
+unsafe extern "C" fn parse_fd(name: *const u8, len: usize) -> isize {
+    let mut value = 0usize;
+    let mut i = 0usize;
+    while i < len {
+        // SAFETY: `i` is below `len`.
+        let b = unsafe { load(name.wrapping_add(i)) };
+        if b == 0 {
+            break;
+        }
+        // Comparisons, not `is_ascii_digit` or `RangeInclusive::contains`:
+        // each is a call in a debug build.
+        if b < b'0' || b > b'9' || i >= 10 {
+            return -1;
+        }
+        value = value
+            .wrapping_mul(10)
+            .wrapping_add(b.wrapping_sub(b'0') as usize);
+        i = i.wrapping_add(1);
+    }
+    if i == 0 || value > c_int::MAX as usize {
+        return -1;
+    }
+    value as isize
 }
 
 /// `dup3(src, target, 0)` unless `src` is -1.
