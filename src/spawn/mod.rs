@@ -100,8 +100,10 @@ thread_local! {
 ///
 /// ```
 /// use pidreap::{Command, ExitStatus};
-/// # if std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd") {
-/// #     return Ok(()); // no PidFd without pidfds
+/// # if std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd")
+/// #     || std::env::var("PIDREAP_TEST_SANDBOX").as_deref() == Ok("no-pidfd")
+/// # {
+/// #     return Ok(()); // no PidFd without pidfds (pidreap's own test runs)
 /// # }
 ///
 /// let mut child = pidreap::spawn(Command::new("sh").args(["-c", "exit 3"]))?;

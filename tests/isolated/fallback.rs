@@ -153,7 +153,7 @@ pub(crate) fn refused_features(refuse: Refuse) {
     }
     assert_no_children_left("after the spawns");
     let (mut before, mut after) = (before, support::self_fds());
-    if matches!(refuse, Refuse::AllPidfds(_)) {
+    if matches!(refuse, Refuse::AllPidfds(_)) || support::mode_lacks_pidfd() {
         // The reaper's signalfd (made at its first child without a pidfd,
         // or before) is kept; the listing's own fd moves with it.
         for fds in [&mut before, &mut after] {
