@@ -14,22 +14,26 @@
 //!   ladder signals the group;
 //! - every 10th (at 5 mod 10): through the public primitive
 //!   [`pidreap::spawn`] and its [`PidFd`](pidreap::PidFd):
-//!   `send_signal(TERM)` then `wait_timeout`; every 20th of these piped.
+//!   `send_signal(TERM)` then `wait_timeout`; half of these `cat` with
+//!   piped stdio.
 //!
 //! After a warm-up (1,000 cycles, or a tenth of N if smaller) it records a
 //! baseline, then a checkpoint every 10 % of N: open fds (`/proc/self/fd`),
 //! zombie children and all unreaped children of this process (from
-//! `/proc/*/stat`), children the reaper still supervises, and RSS
-//! (`/proc/self/statm`). It exits non-zero when, at the end, the fds differ
-//! from the baseline, any zombie was seen at a checkpoint, the unreaped
-//! children differ from the baseline, RSS grew by more than [`RSS_BOUND`],
-//! or any child ended other than by the SIGTERM; a wait that runs out
-//! ([`WAIT_BOUND`]) fails at once with a message.
+//! `/proc/*/stat`), children the reaper still supervises, RSS
+//! (`/proc/self/statm`), and under cgroup containment the cgroups the
+//! reaper made (its home, and any child's leaf left behind). It exits
+//! non-zero when, at the end, the fds, the unreaped children or the
+//! cgroups differ from the baseline, any zombie was seen at a checkpoint,
+//! RSS grew by more than [`RSS_BOUND`], or any child ended other than by
+//! the SIGTERM; a wait that runs out ([`WAIT_BOUND`]) fails at once with a
+//! message.
 //!
 //! `SOAK_INJECT_LEAK=1` checks the checks: halfway through it leaks on
 //! purpose (a `pidreap::spawn` child of `true` forgotten unreaped with its
-//! pidfd, and 2 MiB of written heap), and the soak must then fail on fds,
-//! zombies, unreaped children and RSS.
+//! pidfd, 2 MiB of written heap, and under cgroup containment an empty
+//! cgroup named like the reaper's), and the soak must then fail on fds,
+//! zombies, unreaped children, RSS (and cgroups).
 //!
 //! `cargo bench --bench soak -- [CYCLES] [cgroup]` (or `SOAK_CYCLES=N`,
 //! `SOAK_CONTAINMENT=cgroup`); default 100,000 cycles. `cgroup` spawns the
@@ -242,9 +246,14 @@ fn cycle(i: u64, reaper: &mut Reaper, cmds: &Commands, tally: &mut Tally) -> Res
     Ok(())
 }
 
-/// `SOAK_INJECT_LEAK=1`: leaks one fd, one zombie and 2 MiB of RSS, so
-/// that a run shows each check failing.
-fn inject_leak() -> Result<(), String> {
+/// `SOAK_INJECT_LEAK=1`: leaks one fd, one zombie, 2 MiB of RSS and (when
+/// `cgroup` is given) one empty cgroup, so that a run shows each check
+/// failing.
+fn inject_leak(cgroup: Option<&std::path::Path>) -> Result<(), String> {
+    if let Some(own) = cgroup {
+        let dir = own.join(format!("pidreap-{}-soak-leak", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| format!("inject: mkdir {}: {e}", dir.display()))?;
+    }
     let spawned = pidreap::spawn(&Command::new("true")).map_err(|e| format!("inject: {e}"))?;
     std::mem::forget(spawned);
     let ballast = vec![1u8; 2 << 20];
@@ -261,6 +270,8 @@ struct Sample {
     zombies: usize,
     children: usize,
     supervised: usize,
+    /// Cgroups of this process's reapers, when they are counted.
+    cgroups: Option<usize>,
     rss: i64,
 }
 
@@ -303,6 +314,53 @@ fn children() -> (usize, usize) {
     (zombies, all)
 }
 
+/// This process's cgroup v2 directory: the first cgroup2 mount in
+/// `/proc/self/mountinfo` (the one whose root is `/`) joined with the
+/// `0::` line of `/proc/self/cgroup`. `None` when either is missing (the
+/// cgroup column is then left out).
+fn own_cgroup_dir() -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fields: Vec<&str> = left.split(' ').collect();
+        (right.starts_with("cgroup2 ") && fields.get(3) == Some(&"/")).then(|| fields[4].to_owned())
+    })?;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(std::path::Path::new(&mount).join(own.trim_start_matches('/')))
+}
+
+/// The cgroups this process's reapers made (`pidreap-<pid>-*` below our
+/// own cgroup, and every cgroup below those): the home is one, and each
+/// child's leaf must be gone once the child is reaped.
+fn own_cgroups(own: &std::path::Path) -> usize {
+    fn count(dir: &std::path::Path) -> usize {
+        1 + std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| count(&e.path()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let prefix = format!("pidreap-{}-", std::process::id());
+    std::fs::read_dir(own)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .map(|e| count(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn rss_bytes() -> i64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
     let pages: i64 = statm
@@ -313,9 +371,15 @@ fn rss_bytes() -> i64 {
     pages * rustix::param::page_size() as i64
 }
 
-fn sample(cycles: u64, started: Instant, reaper: &Reaper) -> Sample {
+fn sample(
+    cycles: u64,
+    started: Instant,
+    reaper: &Reaper,
+    cgroup: Option<&std::path::Path>,
+) -> Sample {
     let (zombies, children) = children();
     Sample {
+        cgroups: cgroup.map(own_cgroups),
         cycles,
         elapsed: started.elapsed(),
         fds: open_fds(),
@@ -328,8 +392,16 @@ fn sample(cycles: u64, started: Instant, reaper: &Reaper) -> Sample {
 
 fn print_header() {
     println!(
-        "{:>10} {:>9} {:>10} {:>5} {:>7} {:>8} {:>10} {:>10}",
-        "cycles", "elapsed", "cycles/s", "fds", "zombies", "children", "supervised", "RSS KiB"
+        "{:>10} {:>9} {:>10} {:>5} {:>7} {:>8} {:>10} {:>7} {:>10}",
+        "cycles",
+        "elapsed",
+        "cycles/s",
+        "fds",
+        "zombies",
+        "children",
+        "supervised",
+        "cgroups",
+        "RSS KiB"
     );
 }
 
@@ -344,7 +416,7 @@ fn print_row(s: &Sample, prev: Option<&Sample>) {
         _ => "-".into(),
     };
     println!(
-        "{:>10} {:>8.1}s {:>10} {:>5} {:>7} {:>8} {:>10} {:>10}",
+        "{:>10} {:>8.1}s {:>10} {:>5} {:>7} {:>8} {:>10} {:>7} {:>10}",
         s.cycles,
         s.elapsed.as_secs_f64(),
         rate,
@@ -352,6 +424,7 @@ fn print_row(s: &Sample, prev: Option<&Sample>) {
         s.zombies,
         s.children,
         s.supervised,
+        s.cgroups.map_or("-".into(), |n| n.to_string()),
         s.rss / 1024
     );
     let _ = std::io::stdout().flush();
@@ -454,8 +527,18 @@ fn main() -> ExitCode {
     );
     print_header();
 
+    let cgroup_dir = if containment == Containment::Cgroup {
+        let dir = own_cgroup_dir();
+        match &dir {
+            Some(d) => println!("cgroups counted below {}", d.display()),
+            None => println!("(cgroups not counted: no cgroup2 mount with root / found)"),
+        }
+        dir
+    } else {
+        None
+    };
     let started = Instant::now();
-    let baseline = sample(0, started, &reaper);
+    let baseline = sample(0, started, &reaper, cgroup_dir.as_deref());
     print_row(&baseline, None);
     let mut rows = vec![baseline];
     let mut failure = None;
@@ -463,8 +546,8 @@ fn main() -> ExitCode {
     for step in 1..=10 {
         let target = cycles * step / 10;
         if inject && step == 6 {
-            println!("(SOAK_INJECT_LEAK: leaking one fd, one zombie and 2 MiB now)");
-            if let Err(e) = inject_leak() {
+            println!("(SOAK_INJECT_LEAK: leaking one fd, one zombie, 2 MiB (and a cgroup) now)");
+            if let Err(e) = inject_leak(cgroup_dir.as_deref()) {
                 failure = Some(e);
                 break;
             }
@@ -474,7 +557,7 @@ fn main() -> ExitCode {
             break;
         }
         done = target;
-        let s = sample(done, started, &reaper);
+        let s = sample(done, started, &reaper, cgroup_dir.as_deref());
         print_row(&s, rows.last());
         rows.push(s);
     }
@@ -519,6 +602,12 @@ fn main() -> ExitCode {
             baseline.children, last.children
         ));
     }
+    if last.cgroups != baseline.cgroups {
+        problems.push(format!(
+            "cgroups of this process {:?} -> {:?}",
+            baseline.cgroups, last.cgroups
+        ));
+    }
     if last.supervised != 0 {
         problems.push(format!("{} children still supervised", last.supervised));
     }
@@ -544,6 +633,9 @@ fn main() -> ExitCode {
     }
 
     drop(reaper);
+    if let (true, Some(own)) = (inject, &cgroup_dir) {
+        let _ = std::fs::remove_dir(own.join(format!("pidreap-{}-soak-leak", std::process::id())));
+    }
     println!(
         "fds before the reaper was made {fds_before_reaper}, after it was dropped {} \
          (informational)",
