@@ -525,7 +525,6 @@ fn main() -> ExitCode {
         std::process::id(),
         RSS_BOUND / 1024
     );
-    print_header();
 
     let cgroup_dir = if containment == Containment::Cgroup {
         let dir = own_cgroup_dir();
@@ -537,6 +536,7 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    print_header();
     let started = Instant::now();
     let baseline = sample(0, started, &reaper, cgroup_dir.as_deref());
     print_row(&baseline, None);
