@@ -23,8 +23,19 @@ pub(crate) struct Stack {
 impl Stack {
     /// A stack of at least `usable` bytes.
     pub(crate) fn new(usable: usize) -> io::Result<Stack> {
-        let page = rustix::param::page_size();
-        let len = usable.div_ceil(page) * page + page;
+        Stack::with_page_size(usable, rustix::param::page_size())
+    }
+
+    /// A stack of at least `usable` bytes laid out for pages of `page`
+    /// bytes (a power of two): [`new`](Stack::new) with the system's page
+    /// size; tests use it to lay stacks out as on 16 and 64 KiB systems.
+    fn with_page_size(usable: usize, page: usize) -> io::Result<Stack> {
+        debug_assert!(page.is_power_of_two());
+        let len = usable
+            .div_ceil(page)
+            .checked_mul(page)
+            .and_then(|l| l.checked_add(page))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         // SAFETY: a new anonymous private mapping; no existing memory is
         // touched.
         let mapping = unsafe {
@@ -80,6 +91,42 @@ impl Drop for Stack {
         // sentinel was reaped) and `leak` it otherwise.
         unsafe {
             libc::munmap(self.mapping, self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stack;
+
+    /// The layout holds for the page sizes Linux runs with (4 KiB on
+    /// x86_64; 4, 16 or 64 KiB on aarch64): whole pages, one guard page at
+    /// the bottom, at least the asked-for size above it, a 16-byte aligned
+    /// top, and every usable byte writable. Mapped for real: on a 4 KiB
+    /// system a 64 KiB "page" is sixteen of them.
+    #[test]
+    fn layout_fits_every_page_size() {
+        let system = rustix::param::page_size();
+        for page in [4096, 16 * 1024, 64 * 1024] {
+            if page < system {
+                continue;
+            }
+            for asked in [1, 16 * 1024, 64 * 1024, 64 * 1024 + 1] {
+                let stack = Stack::with_page_size(asked, page).expect("mmap");
+                assert_eq!(stack.len % page, 0, "page {page}, asked {asked}");
+                assert_eq!(stack.guard, page);
+                let (base, size) = stack.usable();
+                assert_eq!(base, stack.mapping as usize + page);
+                assert!(size >= asked, "page {page}: {size} < {asked}");
+                let top = stack.top() as usize;
+                assert_eq!(top % 16, 0);
+                assert!(top <= base + size && top + 16 > base + size);
+                // The whole usable part is writable (a fault fails the test
+                // process).
+                // SAFETY: [base, base + size) is the mapping's read-write
+                // part, owned by `stack` for this scope.
+                unsafe { std::ptr::write_bytes(base as *mut u8, 0xA5, size) };
+            }
         }
     }
 }

@@ -12,6 +12,8 @@
 //! Output: `test NAME ... ok` per test, then a plain `N passed, M failed`
 //! line; the exit code is 1 if any test failed. Arguments that do not
 //! start with `-` filter tests by substring; `--list` lists them.
+//! `--sandbox PROFILE -- PROGRAM ARGS` runs a program under a seccomp
+//! filter instead (`sandbox.rs`): `.ci/run` runs the whole suite so.
 //!
 //! Layout: this file holds the table of tests ([`TESTS`]: name, deadline,
 //! function) and `main`. `runner.rs` runs the table and cleans up after
@@ -38,6 +40,7 @@ mod parent_death;
 mod primitive;
 mod roles;
 mod runner;
+mod sandbox;
 mod scale;
 mod seccomp;
 mod signals;
@@ -249,6 +252,9 @@ pub(crate) const TESTS: &[Test] = &[
 ];
 
 fn main() -> ExitCode {
+    if let Some(failed) = sandbox::exec_if_asked() {
+        return failed;
+    }
     match std::env::var(ROLE) {
         Ok(role) => roles::run_role(&role),
         Err(_) => runner::runner(),
