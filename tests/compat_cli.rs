@@ -400,10 +400,27 @@ fn p_gives_pidreap_a_signal_when_its_parent_dies_as_tini_p_does() {
             .args(flags)
             .args(["--contain", "none", "--", "sh", "-c", &child]);
         let mut p = Run::spawn(parent);
-        let line = p.out.line(LONG, "pidreap=");
-        let pidreap: u32 = line["pidreap=".len()..].parse().expect("a pid");
-        p.guard.track(pidreap);
-        let child_pid = p.ready_pid();
+        // The shell's `pidreap=` line and the child's `pid=` and `ready`
+        // lines share the pipe: under load they come in either order.
+        let (mut pidreap, mut child_pid, mut ready) = (None, None, false);
+        while pidreap.is_none() || child_pid.is_none() || !ready {
+            let line = p.out.line(LONG, "pidreap=N, pid=N and ready");
+            let number = |prefix: &str| -> Option<u32> {
+                let n = line.strip_prefix(prefix)?;
+                Some(n.parse().unwrap_or_else(|_| panic!("{line:?}: not a pid")))
+            };
+            if let Some(pid) = number("pidreap=") {
+                p.guard.track(pid);
+                pidreap = Some(pid);
+            } else if let Some(pid) = number("pid=") {
+                p.guard.track(pid);
+                child_pid = Some(pid);
+            } else {
+                assert_eq!(line, "ready", "unexpected output");
+                ready = true;
+            }
+        }
+        let (pidreap, child_pid) = (pidreap.expect("seen"), child_pid.expect("seen"));
         let pidreap_proc = support::Proc::of(pidreap);
         p.child.kill().expect("SIGKILL pidreap's parent");
         p.child.wait().unwrap();

@@ -14,7 +14,7 @@
 //! which costs O(children) per spawn.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use rustix::event::EventfdFlags;
@@ -35,7 +35,6 @@ pub(crate) fn high_floor() -> i32 {
 /// original. Where that fails (the table is full up there), keeps `fd`.
 /// [fcntl(2) F_DUPFD_CLOEXEC](https://man7.org/linux/man-pages/man2/fcntl.2.html)
 pub(crate) fn move_high(fd: OwnedFd, floor: i32) -> OwnedFd {
-    use std::os::fd::AsRawFd;
     if fd.as_raw_fd() >= floor {
         return fd;
     }
@@ -55,11 +54,126 @@ pub(crate) fn duplicate(fd: impl AsFd) -> io::Result<OwnedFd> {
 /// above (the original is closed).
 /// [fcntl(2) F_DUPFD_CLOEXEC](https://man7.org/linux/man-pages/man2/fcntl.2.html)
 pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
     if fd.as_raw_fd() >= 3 {
         return Ok(fd);
     }
     Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
+
+/// How many low fd numbers a [`LowSlots`] keeps: one per stdio source, one
+/// for the terminal and one for the parent's pidfd.
+pub(crate) const LOW_SLOTS: usize = 5;
+/// The [`LowSlots`] slot of the terminal fd.
+pub(crate) const SLOT_TERMINAL: usize = 3;
+/// The [`LowSlots`] slot of the parent's pidfd (a child in a new PID
+/// namespace).
+pub(crate) const SLOT_PARENT_PIDFD: usize = 4;
+
+/// Low fd numbers kept for the fds a child takes through the fd-table
+/// unshare (its stdio sources, the terminal, the parent's pidfd).
+///
+/// The child unshares its fd table with `close_range(keep_below, ~0,
+/// CLOSE_RANGE_UNSHARE)`, and the kernel copies every slot below
+/// `keep_below` into the child's new table
+/// ([close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)).
+/// A pipe made for a spawn takes the lowest free number, above every fd
+/// the program holds: with 10,000 fds open, 10,000 slots are copied for
+/// each spawn. So a spawner takes [`LOW_SLOTS`] numbers when it is made,
+/// each holding a placeholder (an eventfd, close-on-exec), and each spawn
+/// `dup3`s its sources onto them and puts the placeholders back afterwards
+/// ([`LowSlots::place`]). The copy then stays a handful of slots, whatever
+/// the program opens after the spawner was made (fds already open then
+/// lie below the slots and are still copied).
+/// [dup3(2)](https://man7.org/linux/man-pages/man2/dup3.2.html)
+#[derive(Debug)]
+pub(crate) struct LowSlots {
+    /// The kept numbers (fewer than [`LOW_SLOTS`] if the fds ran out).
+    slots: Vec<OwnedFd>,
+    /// What a free slot holds a duplicate of; kept high.
+    placeholder: Option<OwnedFd>,
+}
+
+impl LowSlots {
+    /// Takes the lowest free numbers from 3. Best effort: where an fd
+    /// cannot be made, fewer (or no) slots, and the sources stay where they
+    /// are.
+    pub(crate) fn new() -> LowSlots {
+        let Ok(placeholder) = eventfd() else {
+            return LowSlots {
+                slots: Vec::new(),
+                placeholder: None,
+            };
+        };
+        let mut slots = Vec::with_capacity(LOW_SLOTS);
+        while slots.len() < LOW_SLOTS {
+            match duplicate(&placeholder) {
+                Ok(fd) => slots.push(fd),
+                Err(_) => break,
+            }
+        }
+        LowSlots {
+            slots,
+            placeholder: Some(move_high(placeholder, high_floor())),
+        }
+    }
+
+    /// A [`Placed`] for one spawn attempt: its sources go onto the slots
+    /// until it is dropped.
+    pub(crate) fn place(&self) -> Placed<'_> {
+        Placed {
+            slots: self,
+            used: std::cell::Cell::new(0),
+        }
+    }
+}
+
+/// The sources one spawn attempt put onto a [`LowSlots`]; dropping it puts
+/// the placeholders back, which closes the slots' hold on the sources (a
+/// pipe's write end left in a slot would keep its reader from seeing EOF).
+pub(crate) struct Placed<'a> {
+    slots: &'a LowSlots,
+    /// Bit `i`: slot `i` holds a source.
+    used: std::cell::Cell<u8>,
+}
+
+impl Placed<'_> {
+    /// Puts `source` onto slot `slot` (close-on-exec) and returns the
+    /// slot's number; `source` itself where there is no such slot or the
+    /// `dup3` fails.
+    pub(crate) fn put(&self, slot: usize, source: RawFd) -> RawFd {
+        let Some(target) = self.slots.slots.get(slot) else {
+            return source;
+        };
+        let target = target.as_raw_fd();
+        if target == source {
+            return source;
+        }
+        // SAFETY: `target` is a slot this LowSlots owns (an open fd that no
+        // other code uses), so replacing what it holds closes nothing of
+        // anyone else's; `source` is only duplicated.
+        let r = unsafe { libc::dup3(source, target, libc::O_CLOEXEC) };
+        if r < 0 {
+            return source;
+        }
+        self.used.set(self.used.get() | 1 << slot);
+        target
+    }
+}
+
+impl Drop for Placed<'_> {
+    fn drop(&mut self) {
+        let Some(placeholder) = &self.slots.placeholder else {
+            return;
+        };
+        for (i, slot) in self.slots.slots.iter().enumerate() {
+            if self.used.get() & 1 << i != 0 {
+                // SAFETY: as in `put`: the slot is ours. Should this fail,
+                // the slot keeps the source open until the next spawn puts
+                // something there.
+                unsafe { libc::dup3(placeholder.as_raw_fd(), slot.as_raw_fd(), libc::O_CLOEXEC) };
+            }
+        }
+    }
 }
 
 /// A non-blocking, close-on-exec eventfd starting at 0.

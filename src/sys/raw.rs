@@ -8,6 +8,12 @@
 //! these functions, which return the kernel's result as is (`-errno` on
 //! failure) and touch nothing but registers.
 //!
+//! Every function here is `extern "C"` and `#[inline(always)]`: code that
+//! must call nothing (the child side of a spawn, the sentinel) calls them,
+//! and a call of an `extern "C"` function needs no landing pad (the
+//! compiler knows it does not unwind), while `#[inline(always)]` leaves no
+//! call at all, at opt-level 0 too.
+//!
 //! Only x86_64 and aarch64 are supported; other architectures fail to compile
 //! here, on purpose, rather than falling back to something unsafe.
 
@@ -24,7 +30,7 @@ compile_error!("pidreap supports x86_64 and aarch64 Linux only (raw syscalls in 
 /// that lives for the call.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn syscall6(
+pub(crate) unsafe extern "C" fn syscall6(
     nr: libc::c_long,
     a1: usize,
     a2: usize,
@@ -62,7 +68,7 @@ pub(crate) unsafe fn syscall6(
 /// As for the x86_64 version.
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-pub(crate) unsafe fn syscall6(
+pub(crate) unsafe extern "C" fn syscall6(
     nr: libc::c_long,
     a1: usize,
     a2: usize,
@@ -96,7 +102,7 @@ pub(crate) unsafe fn syscall6(
 ///
 /// As for [`syscall6`].
 #[inline(always)]
-pub(crate) unsafe fn syscall4(
+pub(crate) unsafe extern "C" fn syscall4(
     nr: libc::c_long,
     a1: usize,
     a2: usize,
@@ -110,7 +116,7 @@ pub(crate) unsafe fn syscall4(
 /// Ends the calling process at once, running nothing.
 /// [exit_group(2)](https://man7.org/linux/man-pages/man2/exit_group.2.html)
 #[inline(always)]
-pub(crate) fn exit_group(code: i32) -> ! {
+pub(crate) extern "C" fn exit_group(code: i32) -> ! {
     loop {
         // SAFETY: exit_group takes an integer and does not return.
         unsafe {
@@ -132,4 +138,67 @@ pub(crate) struct KernelPollFd {
     pub(crate) fd: libc::c_int,
     pub(crate) events: i16,
     pub(crate) revents: i16,
+}
+
+// Memory access for code that must compile to plain loads and stores in
+// every profile (the child side of a spawn, the sentinel). A debug build
+// checks every dereference of a raw pointer (alignment, null) and
+// `read_volatile`/`write_volatile`/`add` for their preconditions, and each
+// check calls a panic function when it fails; a reference is dereferenced
+// without a check. So these turn the pointer into a reference first
+// (`transmute`, a no-op) and use that. `#[inline(always)]` is honoured at
+// opt-level 0 too: no call remains.
+
+/// `&*ptr`, without the debug-build checks of a raw dereference.
+///
+/// # Safety
+///
+/// As for `&*ptr`: `ptr` points to a valid, aligned `T` that nothing
+/// mutates while the reference lives.
+#[inline(always)]
+#[allow(clippy::transmute_ptr_to_ref)] // `&*ptr` is the dereference avoided here.
+pub(crate) unsafe extern "C" fn as_ref<'a, T>(ptr: *const T) -> &'a T {
+    // SAFETY: forwarded from the caller; a pointer and a reference to a
+    // sized `T` have the same layout.
+    unsafe { core::mem::transmute::<*const T, &'a T>(ptr) }
+}
+
+/// `*ptr`, without the debug-build checks of a raw dereference.
+///
+/// # Safety
+///
+/// As for [`as_ref`].
+#[inline(always)]
+pub(crate) unsafe extern "C" fn load<T: Copy>(ptr: *const T) -> T {
+    // SAFETY: forwarded from the caller.
+    unsafe { *as_ref(ptr) }
+}
+
+/// `*ptr = value`, without the debug-build checks of a raw dereference. A
+/// plain store, not a volatile one: the system calls that follow are
+/// `asm!` blocks that may read any memory, so the compiler keeps it before
+/// them.
+///
+/// # Safety
+///
+/// As for `*ptr = value`: `ptr` points to a valid, aligned `T` that nothing
+/// else reads or writes meanwhile.
+#[inline(always)]
+#[allow(clippy::transmute_ptr_to_ref)] // `&mut *ptr` is the dereference avoided here.
+pub(crate) unsafe extern "C" fn store<T: Copy>(ptr: *mut T, value: T) {
+    // SAFETY: forwarded from the caller.
+    let place = unsafe { core::mem::transmute::<*mut T, &mut T>(ptr) };
+    *place = value;
+}
+
+/// The address of `value`, as a system call argument.
+#[inline(always)]
+pub(crate) extern "C" fn addr<T>(value: &T) -> usize {
+    value as *const T as usize
+}
+
+/// The address of `value`, for a system call that writes to it.
+#[inline(always)]
+pub(crate) extern "C" fn addr_mut<T>(value: &mut T) -> usize {
+    value as *mut T as usize
 }

@@ -67,7 +67,9 @@ use rustix::io::Errno;
 
 use super::cgroup::CgroupDir;
 use super::pidfd::{try_reap, Reaped};
-use super::raw::{exit_group, syscall4, syscall6, KernelPollFd, KernelTimespec};
+use super::raw::{
+    addr, addr_mut, as_ref, exit_group, load, syscall4, syscall6, KernelPollFd, KernelTimespec,
+};
 use super::stack::Stack;
 use super::{fd, signals};
 use crate::status::ExitStatus;
@@ -445,11 +447,24 @@ const POLL_SLICE_NS: i64 = 100_000_000;
 const DIRENT_RECLEN: usize = 16;
 const DIRENT_TYPE: usize = 18;
 const DIRENT_NAME: usize = 19;
+/// The size of the directory walk's buffer (a constant: a product computed
+/// at run time is overflow-checked in a debug build).
+const DIRENT_BUF_BYTES: usize = 128 * 8;
+
+/// [`KILL_WAIT`] in nanoseconds.
+const KILL_WAIT_NS: i64 = KILL_WAIT.as_nanos() as i64;
+
+// The sentinel's functions are `extern "C"`: the compiler then knows that
+// none of them unwinds, and emits no landing pad (which calls a panic
+// function) in their callers. Like the spawn child's, they compile to
+// straight code in every profile: no function of `core` or `std`, no
+// raw-pointer dereference (`raw::load` instead), no checked arithmetic,
+// indexing or iterators. `tests/child_code.rs` checks the machine code.
 
 extern "C" fn sentinel_main(arg: *mut c_void) -> c_int {
     // SAFETY: the parent passes a pointer to the Plan the Sentinel owns,
     // which stays allocated while this process may run (see Plan).
-    let p = unsafe { &*(arg as *const Plan) };
+    let p: &Plan = unsafe { as_ref(arg as *const Plan) };
     // SAFETY: `run` makes raw system calls on the plan's fds and pointers
     // and on locals of its own frames.
     let code = unsafe { run(p) };
@@ -457,14 +472,14 @@ extern "C" fn sentinel_main(arg: *mut c_void) -> c_int {
 }
 
 /// The monotonic clock in nanoseconds.
-fn now_ns() -> i64 {
+extern "C" fn now_ns() -> i64 {
     let mut ts = KernelTimespec { sec: 0, nsec: 0 };
     // SAFETY: clock_gettime writes one timespec into a local.
     unsafe {
         syscall4(
             libc::SYS_clock_gettime,
             libc::CLOCK_MONOTONIC as usize,
-            &mut ts as *mut KernelTimespec as usize,
+            addr_mut(&mut ts),
             0,
             0,
         )
@@ -477,7 +492,7 @@ fn now_ns() -> i64 {
 /// # Safety
 ///
 /// `p` must be the plan prepared by [`Sentinel::start`].
-unsafe fn run(p: &Plan) -> i32 {
+unsafe extern "C" fn run(p: &Plan) -> i32 {
     // SAFETY: each call passes integers, the plan's fds, or pointers to
     // NUL-terminated constants and to locals, valid for the call.
     unsafe {
@@ -488,7 +503,7 @@ unsafe fn run(p: &Plan) -> i32 {
         syscall4(
             libc::SYS_prctl,
             libc::PR_SET_NAME as usize,
-            NAME.as_ptr() as usize,
+            NAME as *const [u8] as *const u8 as usize,
             0,
             0,
         );
@@ -499,13 +514,15 @@ unsafe fn run(p: &Plan) -> i32 {
         // Wait for EOF: every write end closed, the supervisor is gone. A
         // read error other than EINTR is taken as the same (kill rather than
         // linger).
-        let mut buf = [0u8; 64];
+        // Uninitialised (zeroing calls `memset` in a debug build); never
+        // looked at.
+        let mut buf = core::mem::MaybeUninit::<[u8; 64]>::uninit();
         loop {
             let r = syscall4(
                 libc::SYS_read,
                 p.lifeline as usize,
                 buf.as_mut_ptr() as usize,
-                buf.len(),
+                64,
                 0,
             );
             if r > 0 || r == -(libc::EINTR as isize) {
@@ -523,24 +540,38 @@ unsafe fn run(p: &Plan) -> i32 {
 /// # Safety
 ///
 /// Only in the sentinel: it closes fds of its own table.
-unsafe fn close_all_but(keep: &[c_int; 3]) -> bool {
+unsafe extern "C" fn close_all_but(keep: &[c_int; 3]) -> bool {
+    let [a, b, c] = *keep;
     let mut lo: usize = 0;
-    for &k in keep.iter() {
-        if k < 0 {
-            continue;
-        }
-        let k = k as usize;
-        if k > lo {
-            // SAFETY: close_range takes integers.
-            let r = unsafe { syscall4(libc::SYS_close_range, lo, k.wrapping_sub(1), 0, 0) };
-            if r < 0 {
-                return false;
-            }
-        }
-        lo = k.wrapping_add(1);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        close_below(&mut lo, a)
+            && close_below(&mut lo, b)
+            && close_below(&mut lo, c)
+            && syscall4(libc::SYS_close_range, lo, u32::MAX as usize, 0, 0) >= 0
     }
-    // SAFETY: close_range takes integers.
-    unsafe { syscall4(libc::SYS_close_range, lo, u32::MAX as usize, 0, 0) >= 0 }
+}
+
+/// One step of [`close_all_but`]: closes the fds from `*lo` up to `keep`
+/// (excluded) and moves `*lo` past `keep`; nothing for a `keep` of -1.
+///
+/// # Safety
+///
+/// As for [`close_all_but`].
+unsafe extern "C" fn close_below(lo: &mut usize, keep: c_int) -> bool {
+    if keep < 0 {
+        return true;
+    }
+    let k = keep as usize;
+    if k > *lo {
+        // SAFETY: close_range takes integers.
+        let r = unsafe { syscall4(libc::SYS_close_range, *lo, k.wrapping_sub(1), 0, 0) };
+        if r < 0 {
+            return false;
+        }
+    }
+    *lo = k.wrapping_add(1);
+    true
 }
 
 /// Kills the target's subtree, waits for it to empty, removes the
@@ -549,14 +580,14 @@ unsafe fn close_all_but(keep: &[c_int; 3]) -> bool {
 /// # Safety
 ///
 /// `p` must be the plan, with its fds open in this process.
-unsafe fn kill_and_remove(p: &Plan) -> i32 {
+unsafe extern "C" fn kill_and_remove(p: &Plan) -> i32 {
     // SAFETY: openat/write/close/pread64/ppoll on our fds, with pointers to
     // NUL-terminated constants and to locals, valid for each call.
     unsafe {
         let kill_fd = syscall4(
             libc::SYS_openat,
             p.target as usize,
-            CGROUP_KILL.as_ptr() as usize,
+            CGROUP_KILL as *const [u8] as *const u8 as usize,
             (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
             0,
         );
@@ -572,30 +603,31 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
         let events = syscall4(
             libc::SYS_openat,
             p.target as usize,
-            CGROUP_EVENTS.as_ptr() as usize,
+            CGROUP_EVENTS as *const [u8] as *const u8 as usize,
             (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
             0,
         );
         let mut emptied = false;
         if events >= 0 {
-            let deadline = now_ns().wrapping_add(KILL_WAIT.as_nanos() as i64);
-            let mut buf = [0u8; 128];
+            let deadline = now_ns().wrapping_add(KILL_WAIT_NS);
+            // Uninitialised (zeroing calls `memset` in a debug build): only
+            // the bytes pread64 wrote are looked at.
+            let mut buf = core::mem::MaybeUninit::<[u8; 128]>::uninit();
+            let base = buf.as_mut_ptr() as *mut u8;
             loop {
                 // Reading from the start also re-arms the notification.
                 let n = syscall6(
                     libc::SYS_pread64,
                     events as usize,
-                    buf.as_mut_ptr() as usize,
-                    buf.len(),
+                    base as usize,
+                    128,
                     0,
                     0,
                     0,
                 );
-                if n > 0 {
-                    if let Some(false) = buf.get(..n as usize).and_then(populated_in) {
-                        emptied = true;
-                        break;
-                    }
+                if n > 0 && populated_in(base, n as usize) == 0 {
+                    emptied = true;
+                    break;
                 }
                 let left = deadline.wrapping_sub(now_ns());
                 if left <= 0 {
@@ -603,14 +635,15 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
                 }
                 // Anything moved in since: kill again (harmless if dying).
                 write_one(kill_fd);
+                // Below a second (POLL_SLICE_NS is), so no division.
                 let slice = if left < POLL_SLICE_NS {
                     left
                 } else {
                     POLL_SLICE_NS
                 };
                 let mut timeout = KernelTimespec {
-                    sec: slice / NANOS,
-                    nsec: slice % NANOS,
+                    sec: 0,
+                    nsec: slice,
                 };
                 let mut pfd = KernelPollFd {
                     fd: events as c_int,
@@ -619,9 +652,9 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
                 };
                 syscall6(
                     libc::SYS_ppoll,
-                    &mut pfd as *mut KernelPollFd as usize,
+                    addr_mut(&mut pfd),
                     1,
-                    &mut timeout as *mut KernelTimespec as usize,
+                    addr_mut(&mut timeout),
                     0,
                     8,
                     0,
@@ -657,13 +690,7 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
                 sec: 0,
                 nsec: 20_000_000,
             };
-            syscall4(
-                libc::SYS_nanosleep,
-                &pause as *const KernelTimespec as usize,
-                0,
-                0,
-                0,
-            );
+            syscall4(libc::SYS_nanosleep, addr(&pause), 0, 0, 0);
         }
         if !emptied {
             EXIT_STILL_POPULATED
@@ -680,34 +707,40 @@ unsafe fn kill_and_remove(p: &Plan) -> i32 {
 /// # Safety
 ///
 /// `fd` must be an fd of this process.
-unsafe fn write_one(fd: isize) -> bool {
-    let one = b"1";
+unsafe extern "C" fn write_one(fd: isize) -> bool {
     // SAFETY: write reads one byte from a constant.
-    unsafe { syscall4(libc::SYS_write, fd as usize, one.as_ptr() as usize, 1, 0) == 1 }
+    unsafe { syscall4(libc::SYS_write, fd as usize, addr(&b'1'), 1, 0) == 1 }
 }
 
-/// The `populated` value in the text of `cgroup.events`. Iterators only:
-/// nothing here can panic.
-fn populated_in(text: &[u8]) -> Option<bool> {
-    const KEY: &[u8] = b"populated ";
+/// The `populated` value in the `len` bytes of `cgroup.events` text at
+/// `text`: 1 or 0, or -1 where there is none.
+///
+/// # Safety
+///
+/// `text` must point to `len` readable bytes.
+unsafe extern "C" fn populated_in(text: *const u8, len: usize) -> i32 {
+    const KEY: &[u8; 10] = b"populated ";
+    let key = KEY as *const [u8; 10] as *const u8;
     let mut matched: usize = 0;
     let mut matching = true;
-    for &b in text {
+    let mut i: usize = 0;
+    while i < len {
+        // SAFETY: `i` is below `len`, as the caller vouches.
+        let b = unsafe { load(text.wrapping_add(i)) };
+        i = i.wrapping_add(1);
         if b == b'\n' {
             matched = 0;
             matching = true;
-            continue;
-        }
-        if !matching {
-            continue;
-        }
-        match KEY.get(matched) {
-            Some(&k) if k == b => matched = matched.wrapping_add(1),
-            Some(_) => matching = false,
-            None => return Some(b != b'0'),
+        } else if matching {
+            if matched == 10 {
+                return if b != b'0' { 1 } else { 0 };
+            }
+            // SAFETY: `matched` is below the key's length, 10.
+            matching = unsafe { load(key.wrapping_add(matched)) } == b;
+            matched = matched.wrapping_add(1);
         }
     }
-    None
+    -1
 }
 
 /// Removes every directory below `dir`, deepest first, at most
@@ -716,14 +749,16 @@ fn populated_in(text: &[u8]) -> Option<bool> {
 /// # Safety
 ///
 /// `dir` must be a directory fd of this process.
-unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
+unsafe extern "C" fn remove_children(dir: c_int, depth: u32) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
-    // u64s for the 8-byte alignment of linux_dirent64.
-    let mut buf = [0u64; 128];
+    // u64s for the 8-byte alignment of linux_dirent64. Uninitialised
+    // (zeroing calls `memset` in a debug build): only the bytes getdents64
+    // wrote are looked at.
+    let mut buf = core::mem::MaybeUninit::<[u64; 128]>::uninit();
     let base = buf.as_mut_ptr() as *mut u8;
-    let cap = std::mem::size_of_val(&buf);
+    let cap: usize = DIRENT_BUF_BYTES;
     let mut all = true;
     // SAFETY: lseek/getdents64/openat/unlinkat/close on our fds; getdents64
     // writes at most `cap` bytes into `buf`; every record read lies within
@@ -744,14 +779,15 @@ unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
             let n = n as usize;
             let mut off: usize = 0;
             while off.wrapping_add(DIRENT_NAME) < n {
-                let rec = base.add(off);
-                let reclen =
-                    std::ptr::read_unaligned(rec.add(DIRENT_RECLEN) as *const u16) as usize;
+                // Records start 8-byte aligned (the kernel rounds d_reclen
+                // up to 8), so the u16 d_reclen at offset 16 is aligned.
+                let rec = base.wrapping_add(off);
+                let reclen = load(rec.wrapping_add(DIRENT_RECLEN) as *const u16) as usize;
                 if reclen == 0 {
                     return false;
                 }
-                let name = rec.add(DIRENT_NAME);
-                if *rec.add(DIRENT_TYPE) == libc::DT_DIR && !is_dot(name) {
+                let name = rec.wrapping_add(DIRENT_NAME);
+                if load(rec.wrapping_add(DIRENT_TYPE)) == libc::DT_DIR && !is_dot(name) {
                     let sub = syscall4(
                         libc::SYS_openat,
                         dir as usize,
@@ -789,9 +825,16 @@ unsafe fn remove_children(dir: c_int, depth: u32) -> bool {
 ///
 /// `name` must point to a NUL-terminated name inside a dirent record (a
 /// record holds at least 5 bytes from its name on).
-unsafe fn is_dot(name: *const u8) -> bool {
+unsafe extern "C" fn is_dot(name: *const u8) -> bool {
     // SAFETY: the caller vouches for three readable bytes.
-    unsafe { *name == b'.' && (*name.add(1) == 0 || (*name.add(1) == b'.' && *name.add(2) == 0)) }
+    let (a, b, c) = unsafe {
+        (
+            load(name),
+            load(name.wrapping_add(1)),
+            load(name.wrapping_add(2)),
+        )
+    };
+    a == b'.' && (b == 0 || (b == b'.' && c == 0))
 }
 
 #[cfg(test)]
@@ -822,14 +865,23 @@ mod tests {
         .unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"))
     }
 
+    /// [`populated_in`] on a slice.
+    fn populated(text: &[u8]) -> Option<bool> {
+        // SAFETY: the slice's bytes are readable.
+        match unsafe { populated_in(text.as_ptr(), text.len()) } {
+            -1 => None,
+            v => Some(v == 1),
+        }
+    }
+
     #[test]
     fn populated_in_parses_cgroup_events() {
-        assert_eq!(populated_in(b"populated 1\nfrozen 0\n"), Some(true));
-        assert_eq!(populated_in(b"populated 0\nfrozen 0\n"), Some(false));
-        assert_eq!(populated_in(b"frozen 1\npopulated 0\n"), Some(false));
-        assert_eq!(populated_in(b"xpopulated 0\n"), None);
-        assert_eq!(populated_in(b"populated "), None);
-        assert_eq!(populated_in(b""), None);
+        assert_eq!(populated(b"populated 1\nfrozen 0\n"), Some(true));
+        assert_eq!(populated(b"populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(populated(b"frozen 1\npopulated 0\n"), Some(false));
+        assert_eq!(populated(b"xpopulated 0\n"), None);
+        assert_eq!(populated(b"populated "), None);
+        assert_eq!(populated(b""), None);
     }
 
     #[test]

@@ -37,7 +37,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::sys::raw::{exit_group, syscall4, syscall6, KernelPollFd, KernelTimespec};
+use crate::sys::raw::{
+    addr, addr_mut, as_ref, exit_group, load, store, syscall4, syscall6, KernelPollFd,
+    KernelTimespec,
+};
 use crate::sys::signals::{KernelSigset, KERNEL_SIGSET_SIZE};
 
 use super::RlimitEntry;
@@ -244,40 +247,63 @@ const CLOSE_RANGE_ALL: usize = u32::MAX as usize;
 /// The highest signal number the kernel has (`_NSIG`).
 const LAST_SIGNAL: usize = 64;
 
+/// The size of a [`ChildResult`] in the exec-status pipe.
+const RESULT_SIZE: usize = core::mem::size_of::<ChildResult>();
+
 /// The exit code after a failure was reported to the parent.
 const FAILED_EXIT: i32 = 127;
 /// The exit code of a child whose parent died before `PR_SET_PDEATHSIG`
 /// took effect. Nobody is left to read it; it is distinct for `strace`.
 const PARENT_DIED_EXIT: i32 = 126;
 
-/// Errors after which `execvp(3)` goes on to the next `PATH` entry.
+/// Errors after which `execvp(3)` goes on to the next `PATH` entry, as a
+/// table indexed by errno: a comparison chain would become a jump table
+/// (an indirect branch) in a release build.
+static TRY_NEXT_PATH: [bool; ERRNO_TABLE] = {
+    let mut t = [false; ERRNO_TABLE];
+    t[libc::ENOENT as usize] = true;
+    t[libc::ENOTDIR as usize] = true;
+    t[libc::ESTALE as usize] = true;
+    t[libc::ENODEV as usize] = true;
+    t[libc::ETIMEDOUT as usize] = true;
+    t
+};
+/// The length of [`TRY_NEXT_PATH`], above every errno it holds.
+const ERRNO_TABLE: usize = 128;
+
+/// Whether `execvp(3)` goes on to the next `PATH` entry after `errno`.
 #[inline(always)]
-fn try_next_path(errno: isize) -> bool {
-    errno == libc::ENOENT as isize
-        || errno == libc::ENOTDIR as isize
-        || errno == libc::ESTALE as isize
-        || errno == libc::ENODEV as isize
-        || errno == libc::ETIMEDOUT as isize
+extern "C" fn try_next_path(errno: isize) -> bool {
+    if errno < 0 || errno >= ERRNO_TABLE as isize {
+        return false;
+    }
+    let table = &TRY_NEXT_PATH as *const [bool; ERRNO_TABLE] as *const bool;
+    // SAFETY: `errno` is within the table.
+    unsafe { load(table.wrapping_add(errno as usize)) }
 }
 
 /// The child's side, from clone to exec. Raw system calls only, on the plan.
+///
+/// Everything it runs compiles to straight code in every profile, debug
+/// included: no function of `core` or `std` (no checked arithmetic,
+/// indexing, iterators, `ptr::add` or `write_volatile`, whose debug checks
+/// call panic functions), no raw-pointer dereference (checked for
+/// alignment and null in debug builds: [`load`] and [`store`] instead),
+/// and only its own functions and [`crate::sys::raw`]'s. Those are all
+/// `extern "C"`: the compiler then knows that none of them unwinds, and
+/// puts no landing pad (which calls a panic function) in their callers.
+/// The test `tests/child_code.rs` checks the machine code for it.
 pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: the parent passes a pointer to its Plan, valid for this whole
     // function (see Plan), and never writes to it while the child runs.
-    let p = unsafe { &*(arg as *const Plan) };
+    let p: &Plan = unsafe { as_ref(arg as *const Plan) };
     // SAFETY: `ran` points to the parent's u32, alive until the clone
     // returns in the parent; the pipe write reads one static byte.
     unsafe {
-        if !p.ran.is_null() {
-            core::ptr::write_volatile(p.ran, 1);
+        if p.ran as usize != 0 {
+            store(p.ran, 1);
         } else if p.err_pipe >= 0 {
-            syscall4(
-                libc::SYS_write,
-                p.err_pipe as usize,
-                &RAN_MARK as *const u8 as usize,
-                1,
-                0,
-            );
+            syscall4(libc::SYS_write, p.err_pipe as usize, addr(&RAN_MARK), 1, 0);
         }
     }
     // SAFETY: each step makes raw system calls whose pointer arguments point
@@ -286,7 +312,7 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if p.cgroup_dir >= 0 {
             join_cgroup(p);
         }
-        if !p.uid_map.is_null() {
+        if p.uid_map as usize != 0 {
             map_user_namespace(p);
         }
         if p.share_files {
@@ -321,7 +347,7 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if p.has_uid {
             set_uid(p);
         }
-        if !p.cwd.is_null() {
+        if p.cwd as usize != 0 {
             change_directory(p);
         }
         restore_signal_mask(p);
@@ -340,7 +366,7 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 ///
 /// `p` must be the plan the parent prepared.
 #[inline(always)]
-unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
+unsafe extern "C" fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
     // SAFETY: forwarded from the caller.
     unsafe { fail_with(p, stage, errno, FAILED_EXIT) }
 }
@@ -352,7 +378,7 @@ unsafe fn fail(p: &Plan, stage: Stage, errno: isize) -> ! {
 ///
 /// As for [`fail`].
 #[inline(always)]
-unsafe fn check(p: &Plan, stage: Stage, r: isize) {
+unsafe extern "C" fn check(p: &Plan, stage: Stage, r: isize) {
     if r < 0 {
         // SAFETY: forwarded from the caller.
         unsafe { fail(p, stage, r.wrapping_neg()) }
@@ -365,7 +391,7 @@ unsafe fn check(p: &Plan, stage: Stage, r: isize) {
 ///
 /// As for [`fail`].
 #[inline(always)]
-unsafe fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
+unsafe extern "C" fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
     let result = ChildResult {
         stage: stage as u32,
         errno: errno as i32,
@@ -376,16 +402,18 @@ unsafe fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
             syscall4(
                 libc::SYS_write,
                 p.err_pipe as usize,
-                &result as *const ChildResult as usize,
-                core::mem::size_of::<ChildResult>(),
+                addr(&result),
+                RESULT_SIZE,
                 0,
             );
         }
     } else {
         // SAFETY: on the vfork path `result` points to the parent's
         // ChildResult, which lives until the clone returns in the parent;
-        // nobody else touches it while the parent is suspended.
-        unsafe { core::ptr::write_volatile(p.result, result) };
+        // nobody else touches it while the parent is suspended. The
+        // exit_group that follows is an asm block that may read memory, so
+        // the store happens before it.
+        unsafe { store(p.result, result) };
     }
     exit_group(code)
 }
@@ -397,15 +425,15 @@ unsafe fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) -> ! {
 /// that exits at step 7 without running the program.
 /// [cgroup v2](https://docs.kernel.org/admin-guide/cgroup-v2.html#organizing-processes-and-threads),
 /// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html)
-unsafe fn join_cgroup(p: &Plan) {
-    const PROCS: &core::ffi::CStr = c"cgroup.procs";
-    const ME: &[u8] = b"0";
+unsafe extern "C" fn join_cgroup(p: &Plan) {
+    const PROCS: &[u8; 13] = b"cgroup.procs\0";
+    const ME: &[u8; 1] = b"0";
     // SAFETY: openat reads a static NUL-terminated name.
     let fd = unsafe {
         syscall4(
             libc::SYS_openat,
             p.cgroup_dir as usize,
-            PROCS.as_ptr() as usize,
+            addr(PROCS),
             (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
             0,
         )
@@ -413,31 +441,23 @@ unsafe fn join_cgroup(p: &Plan) {
     // SAFETY: forwarded from the caller.
     unsafe { check(p, Stage::Cgroup, fd) };
     // SAFETY: write reads one static byte.
-    let r = unsafe {
-        syscall4(
-            libc::SYS_write,
-            fd as usize,
-            ME.as_ptr() as usize,
-            ME.len(),
-            0,
-        )
-    };
+    let r = unsafe { syscall4(libc::SYS_write, fd as usize, addr(ME), 1, 0) };
     // SAFETY: close takes an integer: the fd opened above.
     unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
     unsafe { check(p, Stage::Cgroup, r) };
 }
 
-/// Writes the NUL-terminated `text` to the file at the static `path`;
-/// the kernel's errno (negative) on failure.
+/// Writes the NUL-terminated `text` to the file at the NUL-terminated
+/// `path`; the kernel's errno (negative) on failure.
 ///
 /// # Safety
 ///
-/// `text` must point to a NUL-terminated string.
-unsafe fn write_file(path: &core::ffi::CStr, text: *const c_char) -> isize {
+/// `path` and `text` must point to NUL-terminated strings.
+unsafe extern "C" fn write_file(path: *const u8, text: *const c_char) -> isize {
     let mut len = 0usize;
     // SAFETY: the caller vouches for the NUL terminator.
-    while unsafe { *text.add(len) } != 0 {
+    while unsafe { load(text.wrapping_add(len)) } != 0 {
         len = len.wrapping_add(1);
     }
     // SAFETY: openat reads a static NUL-terminated path.
@@ -445,7 +465,7 @@ unsafe fn write_file(path: &core::ffi::CStr, text: *const c_char) -> isize {
         syscall4(
             libc::SYS_openat,
             libc::AT_FDCWD as usize,
-            path.as_ptr() as usize,
+            path as usize,
             (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
             0,
         )
@@ -469,16 +489,19 @@ unsafe fn write_file(path: &core::ffi::CStr, text: *const c_char) -> isize {
 /// `gid_map`), then map our own gid and uid, each to itself, so the program
 /// runs as the user it would have run as, without privileges outside.
 /// [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)
-unsafe fn map_user_namespace(p: &Plan) {
+unsafe extern "C" fn map_user_namespace(p: &Plan) {
     // SAFETY: static NUL-terminated strings, and the plan's maps, which the
     // parent made NUL-terminated.
     let r = unsafe {
-        let mut r = write_file(c"/proc/self/setgroups", c"deny".as_ptr());
+        let mut r = write_file(
+            b"/proc/self/setgroups\0" as *const u8,
+            b"deny\0" as *const u8 as *const c_char,
+        );
         if r == 0 {
-            r = write_file(c"/proc/self/gid_map", p.gid_map);
+            r = write_file(b"/proc/self/gid_map\0" as *const u8, p.gid_map);
         }
         if r == 0 {
-            r = write_file(c"/proc/self/uid_map", p.uid_map);
+            r = write_file(b"/proc/self/uid_map\0" as *const u8, p.uid_map);
         }
         r
     };
@@ -490,7 +513,7 @@ unsafe fn map_user_namespace(p: &Plan) {
 /// child a private fd table holding only the fds below `keep_below` (the
 /// stdio sources), so the supervisor's own fds are never copied.
 /// [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
-unsafe fn unshare_fd_table(p: &Plan) {
+unsafe extern "C" fn unshare_fd_table(p: &Plan) {
     // SAFETY: close_range takes integers only.
     let r = unsafe {
         syscall4(
@@ -511,7 +534,7 @@ unsafe fn unshare_fd_table(p: &Plan) {
 /// ignores it, and children expect the default). Nothing is delivered
 /// meanwhile: every signal is blocked.
 /// [rt_sigaction(2)](https://man7.org/linux/man-pages/man2/rt_sigaction.2.html)
-unsafe fn reset_signal_handlers() {
+unsafe extern "C" fn reset_signal_handlers() {
     let mut sig: usize = 1;
     while sig <= LAST_SIGNAL {
         if sig != libc::SIGKILL as usize && sig != libc::SIGSTOP as usize {
@@ -523,7 +546,7 @@ unsafe fn reset_signal_handlers() {
                     libc::SYS_rt_sigaction,
                     sig,
                     0,
-                    &mut old as *mut KernelSigaction as usize,
+                    addr_mut(&mut old),
                     KERNEL_SIGSET_SIZE,
                 )
             };
@@ -535,7 +558,7 @@ unsafe fn reset_signal_handlers() {
                     syscall4(
                         libc::SYS_rt_sigaction,
                         sig,
-                        &SIGACTION_DEFAULT as *const KernelSigaction as usize,
+                        addr(&SIGACTION_DEFAULT),
                         0,
                         KERNEL_SIGSET_SIZE,
                     );
@@ -548,7 +571,7 @@ unsafe fn reset_signal_handlers() {
 
 /// Step 3: `setpgid(0, pgid)`: join a group, or lead a new one (0).
 /// [setpgid(2)](https://man7.org/linux/man-pages/man2/setpgid.2.html)
-unsafe fn join_process_group(p: &Plan) {
+unsafe extern "C" fn join_process_group(p: &Plan) {
     // SAFETY: setpgid takes integers only.
     let r = unsafe { syscall4(libc::SYS_setpgid, 0, p.pgid as usize, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -562,7 +585,7 @@ unsafe fn join_process_group(p: &Plan) {
 /// process outside the foreground group gets `SIGTTOU` for this call,
 /// unless the signal is blocked: every signal is blocked here.
 /// [tcsetpgrp(3)](https://man7.org/linux/man-pages/man3/tcgetpgrp.3.html)
-unsafe fn take_terminal(p: &Plan) {
+unsafe extern "C" fn take_terminal(p: &Plan) {
     // SAFETY: getpgid takes an integer (0: this process).
     let pgid = unsafe { syscall4(libc::SYS_getpgid, 0, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -574,7 +597,7 @@ unsafe fn take_terminal(p: &Plan) {
             libc::SYS_ioctl,
             p.terminal as usize,
             libc::TIOCSPGRP as usize,
-            &pgid as *const libc::pid_t as usize,
+            addr(&pgid),
             0,
         )
     };
@@ -588,7 +611,7 @@ unsafe fn take_terminal(p: &Plan) {
 /// this child does not: it was just cloned, and the plan never asks for
 /// `setpgid` as well.
 /// [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)
-unsafe fn start_session(p: &Plan) {
+unsafe extern "C" fn start_session(p: &Plan) {
     // SAFETY: setsid takes no arguments.
     let r = unsafe { syscall4(libc::SYS_setsid, 0, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -602,18 +625,13 @@ unsafe fn start_session(p: &Plan) {
 /// close-on-exec anyway.
 /// [dup3(2)](https://man7.org/linux/man-pages/man2/dup3.2.html),
 /// [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
-unsafe fn install_stdio(p: &Plan) {
-    let mut target: usize = 0;
-    while target < 3 {
-        // SAFETY: `target` is below the array's length of 3.
-        let src = unsafe { *p.stdio.as_ptr().add(target) };
-        if src >= 0 {
-            // SAFETY: dup3 takes integers only.
-            let r = unsafe { syscall4(libc::SYS_dup3, src as usize, target, 0, 0) };
-            // SAFETY: forwarded from the caller.
-            unsafe { check(p, Stage::Stdio, r) };
-        }
-        target = target.wrapping_add(1);
+unsafe extern "C" fn install_stdio(p: &Plan) {
+    let [stdin, stdout, stderr] = p.stdio;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        dup_onto(p, stdin, 0);
+        dup_onto(p, stdout, 1);
+        dup_onto(p, stderr, 2);
     }
     // SAFETY: close_range takes integers only.
     unsafe {
@@ -627,9 +645,24 @@ unsafe fn install_stdio(p: &Plan) {
     }
 }
 
+/// `dup3(src, target, 0)` unless `src` is -1.
+///
+/// # Safety
+///
+/// As for [`fail`].
+#[inline(always)]
+unsafe extern "C" fn dup_onto(p: &Plan, src: c_int, target: usize) {
+    if src >= 0 {
+        // SAFETY: dup3 takes integers only.
+        let r = unsafe { syscall4(libc::SYS_dup3, src as usize, target, 0, 0) };
+        // SAFETY: forwarded from the caller.
+        unsafe { check(p, Stage::Stdio, r) };
+    }
+}
+
 /// Step 5g: `chdir`, as the child's final user (after [`set_uid`]), as
 /// std does. [chdir(2)](https://man7.org/linux/man-pages/man2/chdir.2.html)
-unsafe fn change_directory(p: &Plan) {
+unsafe extern "C" fn change_directory(p: &Plan) {
     // SAFETY: `cwd` is a NUL-terminated string owned by the parent.
     let r = unsafe { syscall4(libc::SYS_chdir, p.cwd as usize, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -639,14 +672,14 @@ unsafe fn change_directory(p: &Plan) {
 /// Step 5a: give the child the `RLIMIT_NOFILE` the process had before
 /// pidreap raised it (programs using `select(2)` break above 1024).
 /// [prlimit64(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
-unsafe fn restore_fd_limit(p: &Plan) {
+unsafe extern "C" fn restore_fd_limit(p: &Plan) {
     // SAFETY: reads two u64s (soft, hard) from the plan.
     let r = unsafe {
         syscall4(
             libc::SYS_prlimit64,
             0,
             libc::RLIMIT_NOFILE as usize,
-            p.nofile.as_ptr() as usize,
+            addr(&p.nofile),
             0,
         )
     };
@@ -658,19 +691,19 @@ unsafe fn restore_fd_limit(p: &Plan) {
 /// `prlimit64(0, resource, &[soft, hard], NULL)` on the child itself, before
 /// its credentials change (raising a hard limit needs `CAP_SYS_RESOURCE`).
 /// [prlimit64(2)](https://man7.org/linux/man-pages/man2/prlimit.2.html)
-unsafe fn set_limits(p: &Plan) {
+unsafe extern "C" fn set_limits(p: &Plan) {
     let mut i = 0usize;
     while i < p.rlimit_count {
         // SAFETY: `rlimits` holds `rlimit_count` entries owned by the
         // parent; `i` is below that.
-        let entry = unsafe { &*p.rlimits.add(i) };
+        let entry: &RlimitEntry = unsafe { as_ref(p.rlimits.wrapping_add(i)) };
         // SAFETY: prlimit64 reads two u64s (soft, hard) from the entry.
         let r = unsafe {
             syscall4(
                 libc::SYS_prlimit64,
                 0,
                 entry.resource as usize,
-                entry.limits.as_ptr() as usize,
+                addr(&entry.limits),
                 0,
             )
         };
@@ -682,7 +715,7 @@ unsafe fn set_limits(p: &Plan) {
 
 /// Step 5c: `umask`, which cannot fail.
 /// [umask(2)](https://man7.org/linux/man-pages/man2/umask.2.html)
-unsafe fn set_umask(p: &Plan) {
+unsafe extern "C" fn set_umask(p: &Plan) {
     // SAFETY: umask takes an integer.
     unsafe { syscall4(libc::SYS_umask, p.umask as usize, 0, 0, 0) };
 }
@@ -692,7 +725,7 @@ unsafe fn set_umask(p: &Plan) {
 /// The raw system call changes this process alone, which is what the child
 /// is (it shares no thread group with the parent).
 /// [setgroups(2)](https://man7.org/linux/man-pages/man2/setgroups.2.html)
-unsafe fn set_groups(p: &Plan) {
+unsafe extern "C" fn set_groups(p: &Plan) {
     // SAFETY: setgroups reads `group_count` u32s owned by the parent (a
     // null pointer with a count of 0 clears them).
     let r = unsafe { syscall4(libc::SYS_setgroups, p.group_count, p.groups as usize, 0, 0) };
@@ -705,7 +738,7 @@ unsafe fn set_groups(p: &Plan) {
 /// Step 5e: `setgid`, after the groups and before the user id (after
 /// `setuid` the child would lack the privilege for it).
 /// [setgid(2)](https://man7.org/linux/man-pages/man2/setgid.2.html)
-unsafe fn set_gid(p: &Plan) {
+unsafe extern "C" fn set_gid(p: &Plan) {
     // SAFETY: setgid takes an integer.
     let r = unsafe { syscall4(libc::SYS_setgid, p.gid as usize, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -717,7 +750,7 @@ unsafe fn set_gid(p: &Plan) {
 /// good. It runs before `PR_SET_PDEATHSIG` (step 7), which a change of
 /// effective ids clears.
 /// [setuid(2)](https://man7.org/linux/man-pages/man2/setuid.2.html)
-unsafe fn set_uid(p: &Plan) {
+unsafe extern "C" fn set_uid(p: &Plan) {
     // SAFETY: setuid takes an integer.
     let r = unsafe { syscall4(libc::SYS_setuid, p.uid as usize, 0, 0, 0) };
     // SAFETY: forwarded from the caller.
@@ -726,13 +759,13 @@ unsafe fn set_uid(p: &Plan) {
 
 /// Step 6: the mask to exec with (the blocked mask survives exec).
 /// [rt_sigprocmask(2)](https://man7.org/linux/man-pages/man2/sigprocmask.2.html)
-unsafe fn restore_signal_mask(p: &Plan) {
+unsafe extern "C" fn restore_signal_mask(p: &Plan) {
     // SAFETY: reads one kernel sigset from the plan.
     unsafe {
         syscall4(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK as usize,
-            &p.mask as *const KernelSigset as usize,
+            addr(&p.mask),
             0,
             KERNEL_SIGSET_SIZE,
         );
@@ -742,10 +775,10 @@ unsafe fn restore_signal_mask(p: &Plan) {
 /// Test hook: sleeps before `PR_SET_PDEATHSIG` to widen the window in which
 /// the parent can die first.
 #[cfg(feature = "testing")]
-unsafe fn test_delay(p: &Plan) {
+unsafe extern "C" fn test_delay(p: &Plan) {
     if p.delay[0] != 0 || p.delay[1] != 0 {
         // SAFETY: nanosleep reads a timespec from the plan.
-        unsafe { syscall4(libc::SYS_nanosleep, p.delay.as_ptr() as usize, 0, 0, 0) };
+        unsafe { syscall4(libc::SYS_nanosleep, addr(&p.delay), 0, 0, 0) };
     }
 }
 
@@ -759,7 +792,7 @@ unsafe fn test_delay(p: &Plan) {
 /// A child that finds its parent gone reports it (the parent, if it is in
 /// fact alive, gets a typed error) and exits.
 /// [PR_SET_PDEATHSIG](https://man7.org/linux/man-pages/man2/PR_SET_PDEATHSIG.2const.html)
-unsafe fn set_death_signal(p: &Plan) {
+unsafe extern "C" fn set_death_signal(p: &Plan) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     let r = unsafe {
         syscall4(
@@ -784,9 +817,9 @@ unsafe fn set_death_signal(p: &Plan) {
         let r = unsafe {
             syscall6(
                 libc::SYS_ppoll,
-                &mut poll as *mut KernelPollFd as usize,
+                addr_mut(&mut poll),
                 1,
-                &now as *const KernelTimespec as usize,
+                addr(&now),
                 0,
                 KERNEL_SIGSET_SIZE,
                 0,
@@ -816,8 +849,11 @@ const SAMPLE: usize = 80;
 /// # Safety
 ///
 /// `path` must be a NUL-terminated string.
-unsafe fn looks_like_text(path: *const c_char) -> bool {
-    let mut sample = [0u8; SAMPLE];
+unsafe extern "C" fn looks_like_text(path: *const c_char) -> bool {
+    // Uninitialised: zeroing it would call `memset` in a debug build. Only
+    // the bytes `read` wrote are looked at.
+    let mut sample = core::mem::MaybeUninit::<[u8; SAMPLE]>::uninit();
+    let base = sample.as_mut_ptr() as *mut u8;
     // SAFETY: openat reads the caller's NUL-terminated path.
     let fd = unsafe {
         syscall4(
@@ -832,15 +868,7 @@ unsafe fn looks_like_text(path: *const c_char) -> bool {
         return false;
     }
     // SAFETY: read writes at most SAMPLE bytes into the local buffer.
-    let n = unsafe {
-        syscall4(
-            libc::SYS_read,
-            fd as usize,
-            sample.as_mut_ptr() as usize,
-            SAMPLE,
-            0,
-        )
-    };
+    let n = unsafe { syscall4(libc::SYS_read, fd as usize, base as usize, SAMPLE, 0) };
     // SAFETY: close takes the fd opened above.
     unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
     if n < 0 {
@@ -848,8 +876,8 @@ unsafe fn looks_like_text(path: *const c_char) -> bool {
     }
     let mut i = 0usize;
     while i < n as usize && i < SAMPLE {
-        // SAFETY: `i` is below the buffer's length.
-        let b = unsafe { *sample.as_ptr().add(i) };
+        // SAFETY: `i` is below the `n` bytes read wrote into the buffer.
+        let b = unsafe { load(base.wrapping_add(i)) };
         if b == b'\n' {
             return true;
         }
@@ -869,20 +897,20 @@ unsafe fn looks_like_text(path: *const c_char) -> bool {
 ///
 /// `p` must be the plan the parent prepared, `path` a NUL-terminated
 /// string that outlives the call.
-unsafe fn run_with_shell(p: &Plan, path: *const c_char) {
-    const SHELL: &core::ffi::CStr = c"/bin/sh";
+unsafe extern "C" fn run_with_shell(p: &Plan, path: *const c_char) {
+    const SHELL: &[u8; 8] = b"/bin/sh\0";
     // SAFETY: forwarded from the caller.
-    if p.shell_argv.is_null() || !unsafe { looks_like_text(path) } {
+    if p.shell_argv as usize == 0 || !unsafe { looks_like_text(path) } {
         return;
     }
     // SAFETY: `shell_argv` holds at least three slots (the shell, the
     // path, the terminating null) and nothing else reads slot 1 while the
     // child runs; execve reads static and parent-owned strings.
     unsafe {
-        *p.shell_argv.add(1) = path;
+        store(p.shell_argv.wrapping_add(1), path);
         syscall6(
             libc::SYS_execve,
-            SHELL.as_ptr() as usize,
+            addr(SHELL),
             p.shell_argv as usize,
             p.envp as usize,
             0,
@@ -902,17 +930,21 @@ unsafe fn run_with_shell(p: &Plan, path: *const c_char) {
 /// binary, the error reported is the `ENOEXEC`.
 /// [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html),
 /// [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html)
-unsafe fn exec_program(p: &Plan) -> ! {
+unsafe extern "C" fn exec_program(p: &Plan) -> ! {
     let mut saw_eacces = false;
     let mut err: isize = libc::ENOENT as isize;
     let mut c = p.candidates;
     // SAFETY: `candidates` is a null-terminated array of NUL-terminated
     // strings owned by the parent; argv and envp likewise.
     unsafe {
-        while !(*c).is_null() {
+        loop {
+            let candidate = load(c);
+            if candidate as usize == 0 {
+                break;
+            }
             let r = syscall6(
                 libc::SYS_execve,
-                *c as usize,
+                candidate as usize,
                 p.argv as usize,
                 p.envp as usize,
                 0,
@@ -921,7 +953,7 @@ unsafe fn exec_program(p: &Plan) -> ! {
             );
             err = r.wrapping_neg();
             if err == libc::ENOEXEC as isize {
-                run_with_shell(p, *c);
+                run_with_shell(p, candidate);
                 break;
             }
             if err == libc::EACCES as isize {
@@ -929,7 +961,7 @@ unsafe fn exec_program(p: &Plan) -> ! {
             } else if !try_next_path(err) {
                 break;
             }
-            c = c.add(1);
+            c = c.wrapping_add(1);
         }
     }
     if saw_eacces && try_next_path(err) {

@@ -15,6 +15,7 @@ use super::{
     NO_FILES, NO_VM,
 };
 use crate::sys::clone3::{clone3_run, flag, CloneArgs, CLONE_INTO_CGROUP};
+use crate::sys::fd::{LowSlots, SLOT_PARENT_PIDFD, SLOT_TERMINAL};
 use crate::sys::pidfd::{reap_exiting, reap_pid_exiting};
 use crate::sys::signals;
 use crate::sys::stack::Stack;
@@ -32,6 +33,8 @@ pub(crate) struct Spawner {
     /// A pidfd of this process (and the pid it was opened for), once a
     /// child in a new PID namespace needed one.
     self_pidfd: Option<(i32, OwnedFd)>,
+    /// Low fd numbers for what the child keeps across its fd-table unshare.
+    slots: LowSlots,
 }
 
 impl Spawner {
@@ -42,6 +45,7 @@ impl Spawner {
             stack: Stack::new(STACK_SIZE)?,
             parent_pid: std::process::id() as i32,
             self_pidfd: None,
+            slots: LowSlots::new(),
         })
     }
 
@@ -110,28 +114,12 @@ impl Spawner {
             }
         };
 
-        let mut stdio = [-1; 3];
-        let mut keep_below = 3;
-        for (slot, fd) in stdio.iter_mut().zip(req.stdio) {
-            if let ChildFd::From(raw) = fd {
-                debug_assert!(raw >= 3, "stdio sources must be moved above 2");
-                *slot = raw;
-                keep_below = keep_below.max(raw + 1);
-            }
-        }
-        if let Some(raw) = req.terminal {
-            debug_assert!(raw >= 3, "the terminal fd must be moved above 2");
-            keep_below = keep_below.max(raw + 1);
-        }
         // A child in a new PID namespace checks on its parent through a
-        // pidfd, which must survive the fd-table unshare: a low duplicate
-        // for this spawn, closed when it returns.
+        // pidfd, which must survive the fd-table unshare: a duplicate for
+        // this spawn, closed when it returns.
         let parent_pidfd = if req.new_pid_namespace {
             match self.parent_pidfd_for_child() {
-                Ok(fd) => {
-                    keep_below = keep_below.max(fd.as_raw_fd() + 1);
-                    Some(fd)
-                }
+                Ok(fd) => Some(fd),
                 Err(source) => {
                     return Attempt::Done(Err(SpawnError::Os {
                         op: "opening a pidfd of this process (pidfd_open)",
@@ -142,6 +130,29 @@ impl Spawner {
         } else {
             None
         };
+        // What the child keeps across the unshare goes onto the spawner's
+        // low slots (back to placeholders when `placed` drops), so that the
+        // table copy stays small however many fds the program holds.
+        let placed = self.slots.place();
+        let mut stdio = [-1; 3];
+        let mut keep_below = 3;
+        for (i, (slot, fd)) in stdio.iter_mut().zip(req.stdio).enumerate() {
+            if let ChildFd::From(raw) = fd {
+                debug_assert!(raw >= 3, "stdio sources must be moved above 2");
+                *slot = placed.put(i, raw);
+                keep_below = keep_below.max(*slot + 1);
+            }
+        }
+        let terminal = req.terminal.map(|raw| {
+            debug_assert!(raw >= 3, "the terminal fd must be moved above 2");
+            placed.put(SLOT_TERMINAL, raw)
+        });
+        let parent_pidfd_raw = parent_pidfd
+            .as_ref()
+            .map(|fd| placed.put(SLOT_PARENT_PIDFD, fd.as_raw_fd()));
+        for raw in terminal.iter().chain(&parent_pidfd_raw) {
+            keep_below = keep_below.max(raw + 1);
+        }
         #[cfg(feature = "testing")]
         let delay = req.setup_delay.unwrap_or_default();
         let mut result = ChildResult::default();
@@ -155,11 +166,11 @@ impl Spawner {
             keep_below,
             share_files: files,
             pgid: req.pgid.unwrap_or(-1),
-            terminal: req.terminal.unwrap_or(-1),
+            terminal: terminal.unwrap_or(-1),
             setsid: req.setsid,
             death_signal: req.death_signal.unwrap_or(0),
             parent_pid: self.parent_pid,
-            parent_pidfd: parent_pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            parent_pidfd: parent_pidfd_raw.unwrap_or(-1),
             uid_map: req
                 .user_namespace
                 .as_ref()
