@@ -427,7 +427,14 @@ pub fn parse_run_with_env(
                 )
                 .map_err(|why| usage(format!("--{name}: {why}")))?;
             }
-            Short(c) => return Err(usage(format!("unknown option -{c} (see pidreap --help)"))),
+            // Escaped: the option may hold any character, and the message
+            // must stay one line.
+            Short(c) => {
+                return Err(usage(format!(
+                    "unknown option -{} (see pidreap --help)",
+                    c.escape_debug()
+                )))
+            }
             Value(program) => {
                 opts.program = program;
                 opts.args = parser
@@ -552,7 +559,8 @@ const VALUED: &[&str] = &[
 fn value_of(parser: &mut lexopt::Parser, name: &str) -> Result<String, UsageError> {
     if !VALUED.contains(&name) {
         return Err(usage(format!(
-            "unknown option --{name} (see pidreap --help)"
+            "unknown option --{} (see pidreap --help)",
+            name.escape_debug()
         )));
     }
     let value = parser
@@ -838,6 +846,9 @@ mod tests {
             ),
             (&["--setsid", "--forward-to", "child", "x"][..], "--setsid"),
             (&["-w", "x"][..], "unknown option -w"),
+            // Found by the fuzz target `cli`: escaped, on one line.
+            (&["--a\nb", "x"][..], "unknown option --a\\nb"),
+            (&["-\u{1}", "x"][..], "unknown option -\\u{1}"),
         ] {
             let e = run(args).unwrap_err();
             assert!(e.starts_with(names), "{args:?}: {e}");

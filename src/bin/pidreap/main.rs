@@ -5,8 +5,10 @@
 //! goes through the library's safe API (and rustix's, for `getpid`).
 #![forbid(unsafe_code)]
 
-mod cli;
-mod supervise;
+// `pub(crate)`: the fuzz targets and tests/fuzz_corpus.rs include this file
+// as a module and reach the parsers through these two.
+pub(crate) mod cli;
+pub(crate) mod supervise;
 
 use std::ffi::OsString;
 use std::io::Write;

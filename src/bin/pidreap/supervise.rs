@@ -107,8 +107,8 @@ fn jitter() -> u64 {
     h.finish()
 }
 
-/// Formats a duration the way the options take them.
-fn show(d: Duration) -> String {
+/// Formats a duration the way the options take them (to the millisecond).
+pub(crate) fn show(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
