@@ -30,7 +30,7 @@ use crate::signal::Signal;
 use crate::status::{ExitStatus, TreeUsage};
 use crate::sys::cgroup::{self, CgroupDir, CgroupEvents, Unavailable};
 use crate::sys::sentinel::Sentinel;
-use crate::sys::spawn::probe_namespaces;
+use crate::sys::spawn::{no_pidfd, pidfd_open_works, probe_namespaces};
 
 /// `CAP_SYS_ADMIN`, the capability `CLONE_NEWPID` needs
 /// ([capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html)).
@@ -40,9 +40,57 @@ const CAP_SYS_ADMIN: u32 = 21;
 pub(crate) fn check(containment: Containment) -> Result<()> {
     match containment {
         Containment::None | Containment::ProcessGroup => Ok(()),
+        Containment::PidNamespace | Containment::Cgroup if no_pidfd() => {
+            Err(needs_pidfds(containment))
+        }
+        Containment::PidNamespace | Containment::Cgroup if pidfd_open_works().is_err() => {
+            let errno = pidfd_open_works().err().unwrap_or(0);
+            Err(unavailable(
+                containment,
+                format_args!(
+                    "pidfd_open is refused here ({}: Linux before 5.3, or a seccomp filter), and {}; Containment::ProcessGroup works",
+                    io::Error::from_raw_os_error(errno),
+                    needs_pidfd_open(containment)
+                ),
+            ))
+        }
         Containment::PidNamespace => check_pid_namespace(),
         Containment::Cgroup => check_cgroup(),
     }
+}
+
+/// What spawning under `containment` needs beyond [`check`]'s probes,
+/// checked at every spawn: in no-pidfd mode a cgroup or a PID namespace is
+/// refused (their supervision runs through pidfds).
+pub(crate) fn check_spawnable(containment: Containment) -> Result<()> {
+    match containment {
+        Containment::PidNamespace | Containment::Cgroup if no_pidfd() => {
+            Err(needs_pidfds(containment))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What `containment` opens with `pidfd_open`.
+fn needs_pidfd_open(containment: Containment) -> &'static str {
+    match containment {
+        Containment::Cgroup => "signals reach the members of a child's cgroup through their pidfds",
+        _ => "the namespace's init checks on its parent through a pidfd of the supervisor",
+    }
+}
+
+/// The reason a containment is refused in no-pidfd mode.
+fn needs_pidfds(containment: Containment) -> Error {
+    let why = match containment {
+        Containment::Cgroup => {
+            "its sentinel (which kills the tree if the supervisor dies) is watched through a pidfd"
+        }
+        _ => "the namespace's init checks on its parent through a pidfd of the supervisor",
+    };
+    unavailable(
+        containment,
+        format_args!("no pidfds here (the kernel or a seccomp filter refuses CLONE_PIDFD and pidfd_open: Linux before 5.3, or a sandbox), and {why}; Containment::ProcessGroup works"),
+    )
 }
 
 fn unavailable(containment: Containment, reason: impl std::fmt::Display) -> Error {

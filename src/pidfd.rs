@@ -36,9 +36,11 @@ pub struct Reaped {
 /// # Dropping
 ///
 /// Dropping a `PidFd` whose child has not been reaped SIGKILLs the child and
-/// reaps it, waiting at most one second (a child stuck in uninterruptible
-/// sleep can take longer; it is then left to be reaped by whoever reaps
-/// this process's children). Reap it first ([`wait`](PidFd::wait)) to keep
+/// reaps it, waiting at most one second. A child that cannot die yet (in
+/// uninterruptible sleep, or frozen by a cgroup freezer) is then handed,
+/// with its pidfd, to a process-wide "reap later" list, retried without
+/// blocking at every later [`spawn`](crate::spawn) (and every
+/// [`Reaper::poll`](crate::Reaper::poll)) of this process. Reap it first ([`wait`](PidFd::wait)) to keep
 /// it alive until it exits on its own, or take the fd with
 /// [`into_raw_fd`](IntoRawFd::into_raw_fd) (or [`OwnedFd::from`]), which
 /// hands the reaping over with it.
@@ -77,9 +79,13 @@ impl PidFd {
         if self.reaped.is_some() {
             return Ok(false);
         }
-        sys::send_signal(self.fd(), self.pid as i32, signal, false).map_err(|source| Error::Os {
-            op: "signalling the child (pidfd_send_signal)",
-            source,
+        // Through the pidfd; with kill() where the kernel refuses
+        // pidfd_send_signal (exact: the child is unreaped).
+        sys::signal_child(Some(self.fd()), self.pid as i32, signal, false).map_err(|source| {
+            Error::Os {
+                op: "signalling the child (pidfd_send_signal)",
+                source,
+            }
         })
     }
 
@@ -203,11 +209,18 @@ impl Drop for PidFd {
         let _ = self.send_signal(Signal::KILL);
         if let Err(e) = self.wait_timeout(DROP_REAP_BOUND) {
             log::warn!("dropping the pidfd of pid {}: {e}", self.pid);
-        } else if self.reaped.is_none() {
-            log::warn!(
-                "pid {} did not die within {DROP_REAP_BOUND:?} of SIGKILL; left unreaped",
-                self.pid
-            );
+        }
+        if self.reaped.is_none() {
+            // Not dead yet: reaped later, through its pidfd.
+            if let Some(fd) = self.fd.take() {
+                sys::reap_or_defer(
+                    sys::ChildHandle {
+                        pidfd: Some(fd),
+                        pid: self.pid as i32,
+                    },
+                    Duration::ZERO,
+                );
+            }
         }
     }
 }

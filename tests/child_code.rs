@@ -239,6 +239,15 @@ fn spawn_once() {
         let _ = Reaper::new().and_then(|mut r| r.spawn(&cmd).map(drop));
     }
     let mut guard = Guard::new();
+    if support::mode_lacks_pidfd() {
+        // No PidFd without pidfds: the same spawn path, through a Reaper.
+        let mut reaper = Reaper::new().unwrap();
+        let c = reaper.spawn(&Command::new("true")).expect("spawning true");
+        guard.track(c.pid());
+        let exit = reaper.wait(c.id(), Some(LONG)).unwrap().expect("exited");
+        assert_eq!(exit.status, ExitStatus::Exited(0));
+        return;
+    }
     let mut child = pidreap::spawn(&Command::new("true")).expect("spawning true");
     guard.track(child.pid());
     let r = child.pidfd.wait_timeout(LONG).unwrap().expect("exited");

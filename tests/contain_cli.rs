@@ -525,6 +525,9 @@ fn graceful_stop(contain: &str, cgroup: Option<&TestCgroup>, m: &str) -> Stopped
 
 #[test]
 fn cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups() {
+    if support::mode_skip("cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups") {
+        return;
+    }
     start_watchdog();
     let Some(cg) =
         TestCgroup::or_skip("cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups")
@@ -564,6 +567,9 @@ fn cgroup_graceful_stop_leaves_nothing_and_removes_its_cgroups() {
 
 #[test]
 fn pidns_graceful_stop_leaves_nothing() {
+    if support::mode_skip("pidns_graceful_stop_leaves_nothing") {
+        return;
+    }
     start_watchdog();
     let m = marker();
     let _sweep = Sweep(m.clone());
@@ -638,6 +644,9 @@ fn sigkill_full_tree(contain: &str, cgroup: Option<&TestCgroup>, m: &str) -> (Ve
 
 #[test]
 fn cgroup_sigkill_of_pidreap_leaves_nothing() {
+    if support::mode_skip("cgroup_sigkill_of_pidreap_leaves_nothing") {
+        return;
+    }
     start_watchdog();
     let Some(cg) = TestCgroup::or_skip("cgroup_sigkill_of_pidreap_leaves_nothing") else {
         return;
@@ -658,6 +667,9 @@ fn cgroup_sigkill_of_pidreap_leaves_nothing() {
 
 #[test]
 fn pidns_sigkill_of_pidreap_leaves_nothing() {
+    if support::mode_skip("pidns_sigkill_of_pidreap_leaves_nothing") {
+        return;
+    }
     start_watchdog();
     let m = marker();
     let _sweep = Sweep(m.clone());
@@ -827,6 +839,9 @@ fn sigkill_trials(contain: &str, cgroups: bool) -> (usize, Vec<String>) {
 
 #[test]
 fn cgroup_sigkill_trials_leave_no_survivor() {
+    if support::mode_skip("cgroup_sigkill_trials_leave_no_survivor") {
+        return;
+    }
     start_watchdog();
     if TestCgroup::or_skip("cgroup_sigkill_trials_leave_no_survivor").is_none() {
         return;
@@ -844,6 +859,9 @@ fn cgroup_sigkill_trials_leave_no_survivor() {
 
 #[test]
 fn pidns_sigkill_trials_leave_no_survivor() {
+    if support::mode_skip("pidns_sigkill_trials_leave_no_survivor") {
+        return;
+    }
     start_watchdog();
     let t0 = Instant::now();
     let (survivors, failures) = sigkill_trials("pidns", false);
@@ -949,6 +967,9 @@ fn refused(
 
 #[test]
 fn an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning() {
+    if support::mode_skip("an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning") {
+        return;
+    }
     start_watchdog();
     let test = "an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning";
     let Some((code, stderr, started)) = refused(test, None, "pidns") else {
@@ -967,6 +988,9 @@ fn an_unavailable_pidns_exits_125_naming_cap_sys_admin_before_spawning() {
 
 #[test]
 fn an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning() {
+    if support::mode_skip("an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning") {
+        return;
+    }
     start_watchdog();
     let test = "an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning";
     // In a cgroup of root's (a test cgroup, where one can be made), the
@@ -998,6 +1022,9 @@ fn an_unavailable_cgroup_exits_125_naming_the_delegation_before_spawning() {
 
 #[test]
 fn auto_without_privileges_falls_back_to_group_and_says_why() {
+    if support::mode_skip("auto_without_privileges_falls_back_to_group_and_says_why") {
+        return;
+    }
     start_watchdog();
     let test = "auto_without_privileges_falls_back_to_group_and_says_why";
     let cg = TestCgroup::create().ok();
@@ -1025,6 +1052,9 @@ fn auto_without_privileges_falls_back_to_group_and_says_why() {
 
 #[test]
 fn auto_takes_cgroup_where_it_works() {
+    if support::mode_skip("auto_takes_cgroup_where_it_works") {
+        return;
+    }
     start_watchdog();
     let Some(cg) = TestCgroup::or_skip("auto_takes_cgroup_where_it_works") else {
         return;
@@ -1120,6 +1150,9 @@ fn forward_to_group_kills_the_group_after_its_leader_died() {
 /// double-forked ones included, is gone long before a long grace ends.
 #[test]
 fn cgroup_stop_signal_reaches_every_member_at_once() {
+    if support::mode_skip("cgroup_stop_signal_reaches_every_member_at_once") {
+        return;
+    }
     start_watchdog();
     let Some(cg) = TestCgroup::or_skip("cgroup_stop_signal_reaches_every_member_at_once") else {
         return;
@@ -1159,6 +1192,9 @@ fn cgroup_stop_signal_reaches_every_member_at_once() {
 /// exits with the child's own status once they are gone.
 #[test]
 fn cgroup_leftovers_of_an_exited_child_are_stopped_at_once() {
+    if support::mode_skip("cgroup_leftovers_of_an_exited_child_are_stopped_at_once") {
+        return;
+    }
     start_watchdog();
     let Some(cg) = TestCgroup::or_skip("cgroup_leftovers_of_an_exited_child_are_stopped_at_once")
     else {
@@ -1200,6 +1236,9 @@ fn cgroup_leftovers_of_an_exited_child_are_stopped_at_once() {
 /// the program is not PID 1 and keeps the usual signal semantics.
 #[test]
 fn pidns_program_is_not_pid_1() {
+    if support::mode_skip("pidns_program_is_not_pid_1") {
+        return;
+    }
     start_watchdog();
     let out = Command::new(BIN)
         .args([

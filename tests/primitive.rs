@@ -11,6 +11,9 @@ use support::{Guard, LONG};
 
 #[test]
 fn status_signal_timeout_and_pipes() {
+    if support::mode_skip("status_signal_timeout_and_pipes") {
+        return;
+    }
     support::watchdog(Duration::from_secs(120));
     let mut guard = Guard::new();
 
@@ -44,6 +47,9 @@ fn status_signal_timeout_and_pipes() {
 
 #[test]
 fn exec_errors_and_cgroup_are_refused() {
+    if support::mode_skip("exec_errors_and_cgroup_are_refused") {
+        return;
+    }
     let e = pidreap::spawn(&Command::new("pidreap-no-such-program-anywhere")).unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
     let mut cmd = Command::new("true");

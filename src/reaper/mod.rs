@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::io::{PipeReader, PipeWriter};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,16 +34,17 @@ use crate::setup::block_signals;
 use crate::signal::Signal;
 use crate::status::{Exit, ExitStatus, ResourceUsage};
 use crate::sys::fd::{self, TimerFd};
-use crate::sys::pidfd::{self, Reaped};
-use crate::sys::signals::{self, SignalFd};
+use crate::sys::pidfd::{self, ChildHandle, Reaped};
+use crate::sys::signals::{self, KernelSigset, SignalFd};
 use crate::sys::spawn::{self, Spawner};
 use cancel::{Cancels, Target};
 
 /// The child itself, as opposed to the rest of its tree or group.
 #[derive(Debug)]
 enum Leader {
-    /// Not reaped yet: its pidfd, registered in the poll.
-    Unreaped(OwnedFd),
+    /// Not reaped yet: its pidfd, registered in the poll; or, in no-pidfd
+    /// mode, its pid alone, checked at each SIGCHLD.
+    Unreaped(ChildHandle),
     /// Reaped while its tree (cgroup) or process group still had members:
     /// how it ended, reported once they are gone. Its pidfd was closed,
     /// which took it out of the poll.
@@ -68,9 +69,7 @@ impl Supervised {
     /// `Ok(false)` if it has already exited. For forwarding.
     fn send(&self, signal: Signal) -> io::Result<bool> {
         match &self.leader {
-            Leader::Unreaped(pidfd) => {
-                pidfd::send_signal(pidfd.as_fd(), self.pid, signal, self.signal_group)
-            }
+            Leader::Unreaped(child) => child.send_signal(signal, self.signal_group),
             // Reaped: a group is reached through its number while it has
             // members.
             Leader::Reaped(..) if self.signal_group && self.tree.is_none() => {
@@ -117,6 +116,12 @@ const SIGNALS_PER_POLL: usize = 256;
 /// How often a process group whose leader was reaped is checked for
 /// members: the kernel has no notification for an empty group.
 const GROUP_CHECK: Duration = Duration::from_millis(10);
+
+/// In no-pidfd mode, how often the children known by pid alone are also
+/// checked without a SIGCHLD: a thread that does not block SIGCHLD takes
+/// it, and the signalfd never sees it
+/// ([signalfd(2)](https://man7.org/linux/man-pages/man2/signalfd.2.html)).
+const PID_RESCAN: Duration = Duration::from_millis(20);
 
 fn token(kind: usize, index: usize) -> Token {
     Token((index << KIND_BITS) | kind)
@@ -188,6 +193,16 @@ pub struct Reaper {
     timer: TimerFd,
     timer_armed: Option<Instant>,
     signalfd: Option<SignalFd>,
+    /// The signals `signalfd` reads.
+    signal_set: KernelSigset,
+    /// SIGCHLD was asked for with `handle_signals`: reported as an event.
+    user_chld: bool,
+    /// No-pidfd mode: the children known by pid alone (no pidfd), reaped
+    /// with `waitid(P_PID, WNOHANG)` at each SIGCHLD.
+    pid_only: HashMap<i32, ChildId>,
+    /// Check `pid_only` at the next poll, without waiting (SIGCHLD was
+    /// added to the signalfd after such a child was made).
+    rescan: bool,
     cancels: Cancels,
     queue: VecDeque<Event>,
     default_ladder: Arc<StopLadder>,
@@ -231,11 +246,13 @@ impl Reaper {
         .map_err(os("registering the timerfd"))?;
 
         let mut wanted = opts.signals.clone();
-        if opts.reap_orphans && !wanted.contains(&Signal::CHLD) {
+        let user_chld = wanted.contains(&Signal::CHLD);
+        // In no-pidfd mode, exits are learnt through SIGCHLD.
+        if (opts.reap_orphans || spawn::no_pidfd()) && !user_chld {
             wanted.push(Signal::CHLD);
         }
-        let signalfd = if wanted.is_empty() {
-            None
+        let (signalfd, signal_set) = if wanted.is_empty() {
+            (None, 0)
         } else {
             block_signals(&wanted)?;
             let set = signals::set_of(&wanted).map_err(|u| Error::SignalNotBlockable {
@@ -250,7 +267,7 @@ impl Reaper {
                 Interest::READABLE,
             )
             .map_err(os("registering the signalfd"))?;
-            Some(sfd)
+            (Some(sfd), set)
         };
         if opts.subreaper {
             rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(|e| {
@@ -271,6 +288,10 @@ impl Reaper {
             timer,
             timer_armed: None,
             signalfd,
+            signal_set,
+            user_chld,
+            pid_only: HashMap::new(),
+            rescan: false,
             cancels: Cancels::default(),
             queue: VecDeque::new(),
             default_ladder: Arc::new(opts.ladder.unwrap_or_default()),
@@ -298,6 +319,7 @@ impl Reaper {
     /// On error nothing is left behind: a child that was created but failed
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
+        crate::containment::check_spawnable(cmd.get_containment())?;
         let tree = match cmd.get_containment() {
             Containment::Cgroup => Some(self.cgroup_home()?.leaf()?),
             _ => None,
@@ -316,9 +338,9 @@ impl Reaper {
         let ladder = cmd
             .ladder_arc()
             .unwrap_or_else(|| self.default_ladder.clone());
-        let pid = started.pid;
+        let pid = started.child.pid;
         let child = Supervised {
-            leader: Leader::Unreaped(started.pidfd),
+            leader: Leader::Unreaped(started.child),
             pid,
             signal_group: cmd.leads_group(),
             cancel: None,
@@ -328,16 +350,21 @@ impl Reaper {
         let index = id.index() as usize;
         let registry = self.poll.registry();
         let child = self.engine.get(id).expect("inserted");
-        let Leader::Unreaped(pidfd) = &child.leader else {
+        let Leader::Unreaped(handle) = &child.leader else {
             unreachable!("a new child is unreaped")
         };
-        let mut registered = watch(
-            registry,
-            pidfd.as_fd(),
-            token(KIND_PIDFD, index),
-            Interest::READABLE,
-        )
-        .map_err(|e| ("registering the pidfd with epoll", e));
+        let has_pidfd = handle.pidfd().is_some();
+        let mut registered = match handle.pidfd() {
+            Some(pidfd) => watch(
+                registry,
+                pidfd,
+                token(KIND_PIDFD, index),
+                Interest::READABLE,
+            )
+            .map_err(|e| ("registering the pidfd with epoll", e)),
+            // No pidfd: its exit comes with a SIGCHLD.
+            None => Ok(()),
+        };
         if let (Ok(()), Some(tree)) = (&registered, &child.tree) {
             registered = watch(
                 registry,
@@ -347,13 +374,18 @@ impl Reaper {
             )
             .map_err(|e| ("registering cgroup.events with epoll", e));
         }
+        if let (Ok(()), true) = (&registered, handle.pidfd().is_none()) {
+            registered = self
+                .watch_sigchld()
+                .map_err(|e| ("adding SIGCHLD to the signalfd", e));
+        }
         if let Err((op, source)) = registered {
-            // Never leave it running unreaped: kill, reap, report.
+            // Never leave it running unreaped: kill, reap within a bound
+            // (a child that cannot die yet is reaped later), report.
             let child = self.engine.remove(id).expect("just inserted");
             let _ = child.send_ladder(Signal::KILL);
-            let _ = child.send(Signal::KILL);
-            if let Leader::Unreaped(pidfd) = &child.leader {
-                let _ = pidfd::reap_exiting(pidfd.as_fd());
+            if let Leader::Unreaped(handle) = child.leader {
+                pidfd::kill_and_reap(handle, child.signal_group, pidfd::KILLED_REAP_BOUND);
             }
             // The leaf goes with the home (the sentinel removes what is left
             // when the reaper is dropped): the tree may still be dying.
@@ -361,6 +393,9 @@ impl Reaper {
         }
         if self.reap_orphans {
             self.by_pid.insert(pid, id);
+        }
+        if !has_pidfd {
+            self.pid_only.insert(pid, id);
         }
         let [stdin, stdout, stderr] = started.stdio;
         log::debug!("spawned {:?} as pid {pid}", cmd.get_program());
@@ -526,8 +561,10 @@ impl Reaper {
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
         let before = self.queue.len();
         self.arm_timer();
-        // Signals left unread last time: look, but do not wait.
-        let timeout = if self.signals_left {
+        pidfd::retry_reap_later();
+        // Signals left unread last time, or pid-only children to check:
+        // look, but do not wait.
+        let timeout = if self.signals_left || self.rescan {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -562,6 +599,9 @@ impl Reaper {
                 KIND_TIMER => {
                     fd::drain_counter(self.timer.as_fd());
                     self.timer_armed = None;
+                    if !self.pid_only.is_empty() {
+                        self.rescan = true;
+                    }
                 }
                 KIND_TREE => {
                     if let Some(id) = self.engine_id_at(index) {
@@ -586,6 +626,9 @@ impl Reaper {
             self.read_signals(now);
         }
         self.ready = ready;
+        if std::mem::take(&mut self.rescan) {
+            self.reap_pid_only(now);
+        }
         if !self.group_watch.is_empty() {
             self.check_groups(now);
         }
@@ -722,18 +765,10 @@ impl Reaper {
         let Some(child) = self.engine.get(id) else {
             return;
         };
-        let Leader::Unreaped(pidfd) = &child.leader else {
+        let Leader::Unreaped(handle) = &child.leader else {
             return;
         };
-        let outcome = match pidfd::try_reap(pidfd.as_fd()) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // waitid(P_PIDFD) needs Linux 5.4; the pid is stable while
-                // the child is unreaped, so P_PID is race-free here.
-                pidfd::try_reap_pid(child.pid)
-            }
-            other => other,
-        };
-        match outcome {
+        match handle.try_reap() {
             Ok(Reaped::NotYet) => {}
             Ok(Reaped::Exited { status, usage, .. }) => self.leader_exited(id, status, usage, now),
             Ok(Reaped::Gone) => {
@@ -769,10 +804,11 @@ impl Reaper {
         }
         // Closing the pidfd takes it out of the poll.
         child.leader = Leader::Reaped(status, usage);
+        // The pid may be reused from now on.
         if self.reap_orphans {
-            // The pid may be reused from now on.
             self.by_pid.remove(&child.pid);
         }
+        self.pid_only.remove(&child.pid);
         let what = if child.tree.is_some() {
             "cgroup"
         } else {
@@ -836,8 +872,11 @@ impl Reaper {
         if let Some(slot) = child.cancel {
             self.cancels.remove(self.poll.registry(), slot);
         }
-        if self.reap_orphans && child.reaped().is_none() {
-            self.by_pid.remove(&child.pid);
+        if child.reaped().is_none() {
+            if self.reap_orphans {
+                self.by_pid.remove(&child.pid);
+            }
+            self.pid_only.remove(&child.pid);
         }
         // Closing the pidfd removes it from the epoll set (we hold its only
         // reference), which saves an epoll_ctl per exit.
@@ -881,9 +920,10 @@ impl Reaper {
             }
             match sfd.read() {
                 Ok(Some((signal, sender_pid))) => {
-                    if signal == Signal::CHLD && self.reap_orphans {
+                    if signal == Signal::CHLD {
                         chld = true;
-                    } else {
+                    }
+                    if signal != Signal::CHLD || (self.user_chld && !self.reap_orphans) {
                         self.queue.push_back(Event::Signal { signal, sender_pid });
                     }
                 }
@@ -895,8 +935,73 @@ impl Reaper {
             }
         }
         if chld {
-            self.reap_orphans_now(now);
+            self.reap_pid_only(now);
+            if self.reap_orphans {
+                self.reap_orphans_now(now);
+            }
         }
+    }
+
+    /// No-pidfd mode: SIGCHLD coalesces and says nothing of which child.
+    /// First, `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)` peeks at an
+    /// exited child without reaping it: while that is one of ours, it is
+    /// reaped by pid and the next one peeked at; no exited child at all
+    /// ends the work. Any other exited child (someone else's, or one with
+    /// a pidfd) stops the peeking, and every child known by pid alone is
+    /// then checked with `waitid(P_PID, pid, WEXITED | WNOHANG)`:
+    /// O(children) per SIGCHLD. Nothing is ever reaped through `P_ALL`
+    /// (that would steal other code's children), except by `reap_orphans`.
+    /// [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
+    fn reap_pid_only(&mut self, now: Instant) {
+        if self.pid_only.is_empty() {
+            return;
+        }
+        loop {
+            match pidfd::peek_any_exited() {
+                Ok(None) => return,
+                Ok(Some(pid)) => match self.pid_only.get(&pid) {
+                    Some(&id) => {
+                        self.try_reap(id, now);
+                        if self.pid_only.contains_key(&pid) {
+                            break; // not reaped after all: scan
+                        }
+                    }
+                    None => break,
+                },
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<ChildId> = self.pid_only.values().copied().collect();
+        for id in ids {
+            self.try_reap(id, now);
+        }
+    }
+
+    /// Adds SIGCHLD to the signalfd (blocking it in this thread), for the
+    /// first child known by pid alone; the next poll then checks those
+    /// children at once, in case one exited before SIGCHLD was blocked.
+    fn watch_sigchld(&mut self) -> io::Result<()> {
+        let chld = signals::bit(libc::SIGCHLD);
+        if self.signalfd.is_some() && self.signal_set & chld != 0 {
+            return Ok(());
+        }
+        signals::block(&[Signal::CHLD]).map_err(|e| match e {
+            signals::BlockError::Os(e) => e,
+            signals::BlockError::Unblockable(_) => unreachable!("SIGCHLD can be blocked"),
+        })?;
+        let set = self.signal_set | chld;
+        let sfd = SignalFd::new(set)?;
+        watch(
+            self.poll.registry(),
+            sfd.as_fd(),
+            token(KIND_SIGNAL, 0),
+            Interest::READABLE,
+        )?;
+        // The old signalfd leaves the poll as it is closed.
+        self.signalfd = Some(sfd);
+        self.signal_set = set;
+        self.rescan = true;
+        Ok(())
     }
 
     /// Executes what the engine decided, then re-arms the timer for its
@@ -939,7 +1044,8 @@ impl Reaper {
     /// child's exit and its report.
     fn arm_timer(&mut self) {
         let group_check = (!self.group_watch.is_empty()).then(|| Instant::now() + GROUP_CHECK);
-        let Some(next) = [self.engine.poll_timeout(), group_check]
+        let pid_rescan = (!self.pid_only.is_empty()).then(|| Instant::now() + PID_RESCAN);
+        let Some(next) = [self.engine.poll_timeout(), group_check, pid_rescan]
             .into_iter()
             .flatten()
             .min()

@@ -34,6 +34,7 @@ use crate::command::{Command, Containment};
 use crate::error::{Error, Result};
 use crate::pidfd::PidFd;
 use crate::sys::fd;
+use crate::sys::pidfd::{kill_and_reap, ChildHandle, KILLED_REAP_BOUND};
 use crate::sys::signals;
 use crate::sys::spawn::{SpawnError, Spawner, Stage};
 
@@ -99,6 +100,9 @@ thread_local! {
 ///
 /// ```
 /// use pidreap::{Command, ExitStatus};
+/// # if std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd") {
+/// #     return Ok(()); // no PidFd without pidfds
+/// # }
 ///
 /// let mut child = pidreap::spawn(Command::new("sh").args(["-c", "exit 3"]))?;
 /// // Register `child.pidfd` in a reactor; it is readable once the child
@@ -116,6 +120,9 @@ pub fn spawn(cmd: &Command) -> Result<Spawned> {
     if signals::children_auto_reaped() {
         return Err(Error::ChildrenAutoReaped);
     }
+    if crate::sys::spawn::no_pidfd() {
+        return Err(no_pidfd_error());
+    }
     let started = SPAWNER.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -128,20 +135,33 @@ pub fn spawn(cmd: &Command) -> Result<Spawned> {
         start(spawner, cmd, fd::high_floor(), None)
     })?;
     let [stdin, stdout, stderr] = started.stdio;
+    let Some(pidfd) = started.child.pidfd else {
+        // The kernel refused every pidfd at this very spawn.
+        kill_and_reap(started.child, false, KILLED_REAP_BOUND);
+        return Err(no_pidfd_error());
+    };
     Ok(Spawned {
-        pidfd: PidFd::new(started.pidfd, started.pid),
+        pidfd: PidFd::new(pidfd, started.child.pid),
         stdin: stdin.map(PipeWriter::from),
         stdout: stdout.map(PipeReader::from),
         stderr: stderr.map(PipeReader::from),
     })
 }
 
+/// What [`spawn()`] returns where the kernel gives no pidfd.
+fn no_pidfd_error() -> Error {
+    Error::Unsupported {
+        what: "a pidfd for the child (the kernel or a seccomp filter refuses CLONE_PIDFD and pidfd_open); pidreap::spawn needs one, a Reaper does not",
+        source: std::io::Error::from_raw_os_error(libc::ENOSYS),
+    }
+}
+
 /// A child that exec'd, with the parent's ends of its stdio pipes.
 #[derive(Debug)]
 pub(crate) struct Started {
-    /// The child's pidfd, at or above the floor given to [`start`].
-    pub(crate) pidfd: OwnedFd,
-    pub(crate) pid: i32,
+    /// The child: its pidfd at or above the floor given to [`start`], or
+    /// its pid alone in no-pidfd mode.
+    pub(crate) child: ChildHandle,
     pub(crate) stdio: [Option<OwnedFd>; 3],
 }
 
@@ -158,15 +178,17 @@ pub(crate) fn start(
     fd_floor: i32,
     cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<Started> {
+    crate::containment::check_spawnable(cmd.get_containment())?;
     let mut plan = plan::plan(cmd, fd::original_nofile())?;
     plan.request.cgroup = cgroup.map(|fd| fd.as_raw_fd());
     let spawned = spawner
         .spawn(&plan.request)
         .map_err(|e| spawn_error(e, cmd))?;
     drop(plan.child_ends);
+    let mut child = spawned.child;
+    child.pidfd = child.pidfd.map(|fd| fd::move_high(fd, fd_floor));
     Ok(Started {
-        pidfd: fd::move_high(spawned.pidfd, fd_floor),
-        pid: spawned.pid,
+        child,
         stdio: plan.parent_ends,
     })
 }

@@ -267,6 +267,26 @@ impl Sentinel {
             // The clone failed, so nothing runs on the stack: it is dropped.
             return Err(context("clone", clone_err));
         }
+        if pidfd < 0 {
+            // Linux before 5.2 ignores CLONE_PIDFD: no pidfd to watch the
+            // sentinel by. It shares our memory (CLONE_VM): it is killed and
+            // reaped before its stack and plan are freed; if it cannot be
+            // reaped in time they are leaked rather than freed under it.
+            let child = super::pidfd::ChildHandle { pidfd: None, pid };
+            let _ = child.send_signal(crate::signal::Signal::KILL, false);
+            if !matches!(
+                super::pidfd::reap_bounded(&child, super::pidfd::KILLED_REAP_BOUND),
+                Ok(Reaped::Exited { .. } | Reaped::Gone)
+            ) {
+                std::mem::forget(stack);
+                std::mem::forget(plan);
+                super::pidfd::reap_or_defer(child, Duration::ZERO);
+            }
+            return Err(context(
+                "clone",
+                io::Error::other("the kernel ignored CLONE_PIDFD (Linux before 5.2)"),
+            ));
+        }
         // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
         // close-on-exec fd in `pidfd` that nothing else owns.
         let pidfd = fd::move_high(unsafe { OwnedFd::from_raw_fd(pidfd) }, floor);

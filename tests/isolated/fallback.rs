@@ -85,18 +85,32 @@ pub(crate) fn statuses_and_stdio(fallback: bool) {
 
 /// A kernel (or a seccomp filter) that refuses spawn features: the spawner
 /// falls back step by step, children still work and are still reaped
-/// through a pidfd; with no pidfd at all, spawn returns `Unsupported` and
-/// the child it made is killed and reaped, with no fd left open.
+/// through a pidfd; with no pidfd at all (no-pidfd mode), a `Reaper` still
+/// spawns, stops and reaps them (by pid, through SIGCHLD), while the
+/// pidfd primitive is refused with `Unsupported`, with no fd left open.
+///
+/// With `ENOSYS` the reaper exists before the filter (it adds SIGCHLD to
+/// its signalfd at its first child without a pidfd); with `EPERM` after
+/// it (SIGCHLD from construction).
 pub(crate) fn refused_features(refuse: Refuse) {
+    let late_reaper = matches!(refuse, Refuse::AllPidfds(libc::EPERM));
+    if late_reaper {
+        install_seccomp(refuse);
+    }
     let mut reaper = Reaper::new().unwrap();
     let before = support::self_fds();
-    install_seccomp(refuse);
+    if !late_reaper {
+        install_seccomp(refuse);
+    }
     let mut cmd = sh("exit 7");
     cmd.stdout(Stdio::piped());
     match refuse {
         Refuse::CloneVm | Refuse::ClonePidfd => {
             let child = reaper.spawn(&cmd).unwrap();
             let expected = match refuse {
+                // A run forcing no-pidfd mode never asks for CLONE_PIDFD.
+                Refuse::ClonePidfd if support::mode_lacks_pidfd() => crate::helpers::default_mode(),
+                Refuse::CloneVm if support::mode_lacks_pidfd() => crate::helpers::fallback_mode(),
                 // Unless the run forces the last fallback already.
                 Refuse::CloneVm
                     if crate::helpers::default_mode() != "fork-class clone + pidfd_open" =>
@@ -126,25 +140,19 @@ pub(crate) fn refused_features(refuse: Refuse) {
                 Some(Signal::KILL)
             );
         }
-        Refuse::AllPidfds(errno) => {
-            let e = reaper.spawn(&cmd).unwrap_err();
-            match &e {
-                Error::Unsupported { what, source } => {
-                    assert_eq!(*what, "pidfd_open");
-                    assert_eq!(source.raw_os_error(), Some(errno));
-                }
-                other => panic!("expected Error::Unsupported, got {other:?}"),
-            }
-            assert!(
-                e.to_string().contains("pidfd_open is not available here"),
-                "{e}"
-            );
-            assert!(reaper.is_empty());
-        }
+        Refuse::AllPidfds(_) => no_pidfd_reaper(&mut reaper),
         Refuse::Clone3(_) => unreachable!("see cgroup_without_clone3"),
     }
     assert_no_children_left("after the spawns");
-    assert_eq!(support::self_fds(), before, "fds leaked");
+    let (mut before, mut after) = (before, support::self_fds());
+    if matches!(refuse, Refuse::AllPidfds(_)) {
+        // The reaper's signalfd (made at its first child without a pidfd,
+        // or before) is kept; the listing's own fd moves with it.
+        for fds in [&mut before, &mut after] {
+            fds.retain(|(_, what)| what != "anon_inode:[signalfd]" && !what.starts_with("/proc/"));
+        }
+    }
+    assert_eq!(after, before, "fds leaked");
 }
 
 /// With `clone3` refused (as Docker's default seccomp profile did, with
@@ -244,4 +252,209 @@ pub(crate) fn cgroup_spawn_from_a_killed_cgroup() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// No-pidfd mode on a real kernel whose pidfds a seccomp filter refuses:
+/// statuses, a stop ladder, exec errors and a group; the primitive is
+/// refused by name; no zombie, no child left.
+fn no_pidfd_reaper(reaper: &mut Reaper) {
+    let mut guard = Guard::new();
+    // Someone else's child, exited and not waited for: never stolen, and
+    // it does not hide our children's exits.
+    let mut foreign = std::process::Command::new("sh")
+        .args(["-c", "exit 9"])
+        .spawn()
+        .unwrap();
+    guard.track(foreign.id());
+    support::wait_until(LONG, "the foreign child to be a zombie", || {
+        support::state(foreign.id()) == Some('Z')
+    });
+    for (script, expected) in [
+        ("exit 7", ExitStatus::Exited(7)),
+        (
+            "kill -TERM $$",
+            ExitStatus::Signaled {
+                signal: Signal::TERM,
+                core_dumped: false,
+            },
+        ),
+    ] {
+        let c = reaper.spawn(&sh(script)).unwrap();
+        guard.track(c.pid());
+        assert_eq!(exit_of(reaper, c.id()).status, expected, "{script}");
+        assert!(support::stat(c.pid()).is_none(), "{script}: not reaped");
+    }
+    // (A filter refusing CLONE_PIDFD with EINVAL looks like one refusing
+    // CLONE_FILES or CLONE_VM first: the spawner may end up fork-class.)
+    assert!(
+        Reaper::spawn_mode().ends_with("no pidfd (SIGCHLD + waitid P_PID)"),
+        "{}",
+        Reaper::spawn_mode()
+    );
+    // Many at once: one SIGCHLD may stand for several exits.
+    let ids: Vec<_> = (0..20)
+        .map(|i| {
+            let c = reaper.spawn(&sh(&format!("exit {i}"))).unwrap();
+            guard.track(c.pid());
+            (c.id(), i)
+        })
+        .collect();
+    for (id, i) in ids {
+        assert_eq!(exit_of(reaper, id).status, ExitStatus::Exited(i));
+    }
+    // A stop ladder, signalled with kill() while unreaped.
+    let mut cmd = sh("trap '' TERM; echo ready; exec sleep 60");
+    cmd.stdout(Stdio::piped())
+        .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_millis(200)));
+    let mut c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    assert_eq!(
+        Lines::new(c.stdout.take().unwrap()).line(LONG, "ready"),
+        "ready"
+    );
+    let t0 = Instant::now();
+    reaper.stop(c.id()).unwrap();
+    let exit = exit_of(reaper, c.id());
+    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+    assert!(exit.observed_at - t0 >= Duration::from_millis(200));
+    // A process-group leader: signalled with kill(-pgid).
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60")
+        .containment(pidreap::Containment::ProcessGroup)
+        .stop_ladder(StopLadder::kill_only());
+    let c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    reaper.stop(c.id()).unwrap();
+    assert_eq!(exit_of(reaper, c.id()).status.signal(), Some(Signal::KILL));
+    // Exec errors still come back typed.
+    let e = reaper
+        .spawn(&Command::new("/nonexistent/pidreap-prog"))
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    // Cgroup and PID-namespace containment need pidfds: refused by name.
+    for c in [
+        pidreap::Containment::Cgroup,
+        pidreap::Containment::PidNamespace,
+    ] {
+        let e = c.check().unwrap_err();
+        assert!(
+            matches!(&e, Error::ContainmentUnavailable { .. })
+                && e.to_string().contains("no pidfds"),
+            "{c:?}: {e}"
+        );
+        let e = reaper
+            .spawn(Command::new("true").containment(c))
+            .unwrap_err();
+        assert!(e.to_string().contains("no pidfds"), "{c:?}: {e}");
+    }
+    // The primitive cannot exist without a pidfd.
+    let e = pidreap::spawn(&sh("exit 0")).unwrap_err();
+    match &e {
+        Error::Unsupported { what, .. } => {
+            assert!(what.contains("CLONE_PIDFD and pidfd_open"), "{what}")
+        }
+        other => panic!("expected Error::Unsupported, got {other:?}"),
+    }
+    assert!(reaper.is_empty());
+    assert_eq!(
+        foreign.wait().unwrap().code(),
+        Some(9),
+        "the foreign child's status was kept for its owner"
+    );
+}
+
+/// A kernel before 5.2 ignores `CLONE_PIDFD`: the clone succeeds and the
+/// pidfd stays -1 (faked by a testing hook that closes the kernel's fd:
+/// seccomp can refuse a flag, not make the kernel ignore it). The spawner
+/// notices, takes the `pidfd_open` path for this child and from then on,
+/// and loses nothing.
+pub(crate) fn clone_pidfd_ignored() {
+    let mut reaper = Reaper::new().unwrap();
+    let warm = reaper.spawn(&Command::new("true")).unwrap();
+    exit_of(&mut reaper, warm.id());
+    let before = support::self_fds();
+    let forced = crate::helpers::default_mode();
+    // The guard's pidfds are closed before the fds are compared.
+    let mut guard = Guard::new();
+    pidreap::testing::ignore_clone_pidfd_once();
+    let c = reaper.spawn(&sh("exit 3")).unwrap();
+    guard.track(c.pid());
+    assert_eq!(exit_of(&mut reaper, c.id()).status, ExitStatus::Exited(3));
+    let expected = match forced {
+        "vfork-class clone with CLONE_PIDFD and CLONE_FILES"
+        | "vfork-class clone with CLONE_PIDFD" => "vfork-class clone + pidfd_open",
+        "fork-class clone with CLONE_PIDFD" => "fork-class clone + pidfd_open",
+        // A forced mode without CLONE_PIDFD: the hook has nothing to drop.
+        other => other,
+    };
+    assert_eq!(Reaper::spawn_mode(), expected);
+    // Later children take the same path, and a stop still works.
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60").stop_ladder(StopLadder::kill_only());
+    let c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    reaper.stop(c.id()).unwrap();
+    assert_eq!(
+        exit_of(&mut reaper, c.id()).status.signal(),
+        Some(Signal::KILL)
+    );
+    assert_no_children_left("after the spawns with CLONE_PIDFD ignored");
+    drop(guard);
+    assert_eq!(support::self_fds(), before, "fds leaked");
+}
+
+/// A spawn that fails after its clone SIGKILLs its child; a child that
+/// cannot die yet (frozen in the cgroup-v1 freezer, as in uninterruptible
+/// sleep) does not hold the spawn: the error comes back within the error
+/// path's bound, the child goes to the "reap later" list, and it is reaped
+/// (by the reaper's poll) once thawed. The failure after the clone is
+/// forced by a testing hook, which freezes the child first.
+pub(crate) fn failed_spawn_of_a_frozen_child() {
+    let mut guard = Guard::new();
+    let Some(freezer) = crate::freezer::Freezer::new() else {
+        support::skip(
+            "failed_spawn_of_a_frozen_child",
+            "no writable cgroup-v1 freezer here",
+        );
+        return;
+    };
+    let freezer = std::sync::Arc::new(freezer);
+    let mut reaper = Reaper::new().unwrap();
+    let pid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    {
+        let (freezer, pid) = (freezer.clone(), pid.clone());
+        pidreap::testing::fail_next_spawn_after_clone(move |child| {
+            pid.store(child, std::sync::atomic::Ordering::SeqCst);
+            support::wait_exec(child as u32, "sleep");
+            freezer.add(child as u32);
+            freezer.set("FROZEN");
+        });
+    }
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60").stdin(Stdio::null()).stdout(Stdio::null());
+    let t0 = Instant::now();
+    let e = reaper.spawn(&cmd).unwrap_err();
+    let took = t0.elapsed();
+    let pid = pid.load(std::sync::atomic::Ordering::SeqCst) as u32;
+    assert!(pid > 0, "the hook did not run");
+    guard.track(pid);
+    assert!(e.to_string().contains("testing hook"), "{e}");
+    // The bound is 500 ms, plus freezing (the hook) and slack for a busy
+    // machine; an unbounded wait would hang until the watchdog.
+    assert!(
+        took < Duration::from_secs(5),
+        "the failed spawn took {took:?}"
+    );
+    assert!(
+        support::stat(pid).is_some(),
+        "the frozen child cannot have been reaped"
+    );
+    assert_eq!(pidreap::testing::retry_reap_later(), 1, "not handed off");
+    freezer.set("THAWED");
+    support::wait_until(LONG, "the thawed child to be reaped later", || {
+        reaper.poll(Some(Duration::from_millis(10))).unwrap();
+        support::stat(pid).is_none()
+    });
+    assert_eq!(pidreap::testing::retry_reap_later(), 0);
+    assert_no_children_left("after the frozen child was reaped");
 }

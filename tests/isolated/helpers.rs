@@ -21,12 +21,19 @@ pub(crate) fn setup(fallback: bool) {
 pub(crate) fn check_mode(fallback: bool) {
     let mode = Reaper::spawn_mode();
     if fallback {
-        assert_eq!(
-            mode, "fork-class clone + pidfd_open",
-            "the fallback was not forced"
-        );
+        assert_eq!(mode, fallback_mode(), "the fallback was not forced");
     } else {
         assert_eq!(mode, default_mode(), "the expected path is not in use here");
+    }
+}
+
+/// The fork-class fallback as a test forces it: with `pidfd_open`, or with
+/// no pidfd at all in a run that forces no-pidfd mode.
+pub(crate) fn fallback_mode() -> &'static str {
+    if support::mode_lacks_pidfd() {
+        "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)"
+    } else {
+        "fork-class clone + pidfd_open"
     }
 }
 
@@ -38,6 +45,7 @@ pub(crate) fn default_mode() -> &'static str {
         Ok("no-files") => "vfork-class clone with CLONE_PIDFD",
         Ok("fork") => "fork-class clone with CLONE_PIDFD",
         Ok("pidfd-open") => "fork-class clone + pidfd_open",
+        Ok("no-pidfd") => "no pidfd (SIGCHLD + waitid P_PID)",
         _ => "vfork-class clone with CLONE_PIDFD and CLONE_FILES",
     }
 }

@@ -165,12 +165,22 @@ pub(crate) const TESTS: &[Test] = &[
         || fallback::refused_features(seccomp::Refuse::ClonePidfd),
     ),
     t(
-        "seccomp_refusing_every_pidfd_enosys_gives_unsupported",
+        "clone_ignoring_clone_pidfd_takes_pidfd_open",
+        60,
+        fallback::clone_pidfd_ignored,
+    ),
+    t(
+        "failed_spawn_of_a_frozen_child_returns_in_bound_and_reaps_later",
+        60,
+        fallback::failed_spawn_of_a_frozen_child,
+    ),
+    t(
+        "seccomp_refusing_every_pidfd_enosys_runs_without_pidfds",
         60,
         || fallback::refused_features(seccomp::Refuse::AllPidfds(libc::ENOSYS)),
     ),
     t(
-        "seccomp_refusing_every_pidfd_eperm_gives_unsupported",
+        "seccomp_refusing_every_pidfd_eperm_runs_without_pidfds",
         60,
         || fallback::refused_features(seccomp::Refuse::AllPidfds(libc::EPERM)),
     ),

@@ -16,6 +16,9 @@ use crate::support::{self, Guard, LONG};
 /// readable. Each child exits with its index modulo 256, so a status that
 /// went to the wrong child is caught.
 pub(crate) fn thousand_children_in_a_bare_epoll(n: usize) {
+    if crate::support::mode_skip("thousand_children_in_a_bare_epoll") {
+        return;
+    }
     pidreap::raise_fd_limit().unwrap();
     // Warm up: the thread's spawn stack exists before the count.
     let mut first = pidreap::spawn(&Command::new("true")).unwrap();
@@ -84,6 +87,9 @@ pub(crate) fn thousand_children_in_a_bare_epoll(n: usize) {
 /// Dropping an unreaped child's [`pidreap::PidFd`] kills and reaps it;
 /// `into_raw_fd` hands the reaping over instead.
 pub(crate) fn drop_kills_and_reaps() {
+    if crate::support::mode_skip("drop_kills_and_reaps") {
+        return;
+    }
     let child = pidreap::spawn(Command::new("sleep").arg("60")).unwrap();
     let pid = child.pid();
     let mut guard = Guard::new();

@@ -9,8 +9,8 @@ pub(crate) enum Refuse {
     CloneVm,
     /// `clone` with `CLONE_PIDFD` fails with `EINVAL` (kernels before 5.2).
     ClonePidfd,
-    /// Both `CLONE_PIDFD` (`EINVAL`) and `pidfd_open` (this errno: `ENOSYS`
-    /// on old kernels, `EPERM` under some confinement) fail.
+    /// `CLONE_PIDFD` (`EINVAL`), `pidfd_open` and `pidfd_send_signal` (this
+    /// errno: `ENOSYS` on old kernels, `EPERM` under some confinement) fail.
     AllPidfds(i32),
     /// `clone3` fails with this errno (`ENOSYS` before Linux 5.3, `EPERM`
     /// under Docker's default profile before 20.10); the rest is allowed.
@@ -35,6 +35,10 @@ pub(crate) fn install_seccomp(refuse: Refuse) {
         Refuse::AllPidfds(e) => (libc::CLONE_PIDFD as u32, errno(e), enosys),
         Refuse::Clone3(e) => (0, allow, errno(e)),
     };
+    let pidfd_signal = match refuse {
+        Refuse::AllPidfds(e) => errno(e),
+        _ => allow,
+    };
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -48,13 +52,15 @@ pub(crate) fn install_seccomp(refuse: Refuse) {
     // on these little-endian targets). Jumps are relative: `jf` skips.
     let program = [
         ld(4),
-        jeq(AUDIT_ARCH, 9), // another arch: allow (11)
+        jeq(AUDIT_ARCH, 11), // another arch: allow (13)
         ld(0),
         jeq(libc::SYS_pidfd_open as u32, 1),
         ret(pidfd_open),
         jeq(libc::SYS_clone3 as u32, 1),
         ret(clone3),
-        jeq(libc::SYS_clone as u32, 3), // not clone: allow (11)
+        jeq(libc::SYS_pidfd_send_signal as u32, 1),
+        ret(pidfd_signal),
+        jeq(libc::SYS_clone as u32, 3), // not clone: allow (13)
         ld(16),
         op(
             libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,

@@ -592,8 +592,33 @@ pub fn skip(test: &str, reason: &str) -> bool {
 /// True when `containment` works here; else skips `test` (see [`skip`])
 /// with what is missing.
 pub fn containment_or_skip(test: &str, containment: pidreap::Containment) -> bool {
+    if matches!(
+        containment,
+        pidreap::Containment::Cgroup | pidreap::Containment::PidNamespace
+    ) && mode_skip(test)
+    {
+        return false;
+    }
     match containment.check() {
         Ok(()) => true,
         Err(e) => skip(test, &e.to_string()),
     }
+}
+
+/// True when the run forces no-pidfd mode (`PIDREAP_TEST_SPAWN_MODE=no-pidfd`):
+/// then tests that need pidfds by nature (the `PidFd` primitive, cgroup and
+/// PID-namespace containment) skip with [`mode_skip`], which does not fail
+/// under [`REQUIRE_ALL`]: the mode, not the machine, rules them out.
+pub fn mode_lacks_pidfd() -> bool {
+    std::env::var("PIDREAP_TEST_SPAWN_MODE").as_deref() == Ok("no-pidfd")
+}
+
+/// Skips `test` (returning true) when the forced mode has no pidfds: see
+/// [`mode_lacks_pidfd`].
+pub fn mode_skip(test: &str) -> bool {
+    if mode_lacks_pidfd() {
+        eprintln!("SKIPPED {test}: needs pidfds, and PIDREAP_TEST_SPAWN_MODE=no-pidfd forces none");
+        return true;
+    }
+    false
 }

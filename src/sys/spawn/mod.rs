@@ -36,10 +36,27 @@
 //! spawner drops, in turn, `CLONE_FILES`, then `CLONE_VM | CLONE_VFORK` (a
 //! fork-class clone reporting exec errors through a close-on-exec pipe),
 //! then `CLONE_PIDFD` (then `pidfd_open(2)` on the still unreaped child,
-//! which is race-free: its pid cannot be reused before we reap it). Each
-//! step is probed once per process and logged once. A kernel with no pidfd
-//! at all is refused with `Unsupported`; the child that was made is killed
-//! and reaped first.
+//! which is race-free: its pid cannot be reused before we reap it). A
+//! kernel before 5.2 does not refuse `CLONE_PIDFD`, it ignores it: the clone
+//! succeeds and leaves the pidfd at -1, which is detected and takes the
+//! `pidfd_open` path. Where `pidfd_open` is refused too (`ENOSYS` before
+//! 5.3, `EPERM` from a seccomp filter) the spawner goes on with no pidfd:
+//! the child is known by its pid while unreaped (see
+//! [`ChildHandle`](crate::sys::pidfd::ChildHandle)). Each step is probed
+//! once per process and logged once.
+//!
+//! # Bounded waits
+//!
+//! An error path that SIGKILLs its child reaps it within
+//! [`KILLED_REAP_BOUND`](crate::sys::pidfd::KILLED_REAP_BOUND), then hands
+//! it to a process-wide "reap later" list (see
+//! [`kill_and_reap`](crate::sys::pidfd::kill_and_reap)): a child frozen by a
+//! cgroup freezer, or in uninterruptible sleep, does not hang `spawn`. One
+//! wait cannot be bounded: on the vfork-class path the kernel suspends the
+//! spawning thread inside `clone` until the child execs or exits
+//! ([vfork(2)](https://man7.org/linux/man-pages/man2/vfork.2.html)); a
+//! child frozen before exec holds `spawn` until it is thawed (on the
+//! fork-class path, the same holds for the read of its exec-status pipe).
 //!
 //! # Into a cgroup
 //!
@@ -56,8 +73,10 @@ mod parent;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::sys::pidfd::ChildHandle;
 
 pub(crate) use child::Stage;
 pub(crate) use parent::{probe_namespaces, Spawner};
@@ -152,11 +171,11 @@ impl IdMaps {
     }
 }
 
-/// A child that exec'd.
+/// A child that exec'd: its pidfd and pid, or its pid alone in no-pidfd
+/// mode.
 #[derive(Debug)]
 pub(crate) struct Spawned {
-    pub(crate) pidfd: OwnedFd,
-    pub(crate) pid: i32,
+    pub(crate) child: ChildHandle,
 }
 
 /// Why a spawn failed.
@@ -166,7 +185,7 @@ pub(crate) enum SpawnError {
     Os { op: &'static str, source: io::Error },
     /// The child failed before exec (and was reaped).
     Child { stage: Stage, source: io::Error },
-    /// No pidfd can be had on this kernel (the child was killed and reaped).
+    /// A feature the spawn needs is refused (nothing is left running).
     Unsupported {
         what: &'static str,
         source: io::Error,
@@ -181,17 +200,56 @@ const NO_CLONE_PIDFD: u8 = 4;
 /// `clone3(CLONE_INTO_CGROUP)` refused: children join their cgroup by
 /// writing `cgroup.procs` before exec.
 const NO_CLONE3: u8 = 8;
+/// No pidfd at all (`CLONE_PIDFD` and `pidfd_open` refused): children are
+/// known by pid while unreaped, exits learned through SIGCHLD.
+const NO_PIDFD: u8 = 16;
 static DEGRADED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the process is in no-pidfd mode: the kernel (or a sandbox)
+/// refused `CLONE_PIDFD` and `pidfd_open`, or a test forced it. Learnt at
+/// the first spawn that needed a pidfd.
+pub(crate) fn no_pidfd() -> bool {
+    #[cfg(feature = "testing")]
+    apply_test_mode();
+    DEGRADED.load(Ordering::Relaxed) & NO_PIDFD != 0
+}
+
+/// Whether `pidfd_open(2)` works here: `Err` with what the kernel said
+/// where it is refused (`ENOSYS` before Linux 5.3, `EPERM` from a seccomp
+/// filter, as Docker's default profile answered). Probed once, on this
+/// process. `CLONE_PIDFD` may still work where this does not, so the spawn
+/// mode is left as it is.
+/// [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+pub(crate) fn pidfd_open_works() -> Result<(), i32> {
+    static PROBED: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
+    *PROBED.get_or_init(|| {
+        let me = rustix::process::Pid::from_raw(std::process::id() as i32).expect("positive");
+        match rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()) {
+            Err(e) if matches!(e.raw_os_error(), libc::ENOSYS | libc::EPERM) => {
+                Err(e.raw_os_error())
+            }
+            _ => Ok(()),
+        }
+    })
+}
 
 /// Which spawn path the process uses now, for logs and diagnostics.
 pub(crate) fn describe_mode() -> &'static str {
     let d = DEGRADED.load(Ordering::Relaxed);
-    if d & NO_VM != 0 {
+    if d & NO_PIDFD != 0 {
+        if d & NO_VM != 0 {
+            "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)"
+        } else {
+            "no pidfd (SIGCHLD + waitid P_PID)"
+        }
+    } else if d & NO_VM != 0 {
         if d & NO_CLONE_PIDFD != 0 {
             "fork-class clone + pidfd_open"
         } else {
             "fork-class clone with CLONE_PIDFD"
         }
+    } else if d & NO_CLONE_PIDFD != 0 {
+        "vfork-class clone + pidfd_open"
     } else if d & NO_FILES != 0 {
         "vfork-class clone with CLONE_PIDFD"
     } else {
@@ -216,7 +274,8 @@ pub(crate) fn force_fallback(fork_class: bool) {
 /// fallback: `fast` (the default), `no-files` (no `CLONE_FILES`), `fork`
 /// (fork-class, `CLONE_PIDFD`), `pidfd-open` (fork-class, `pidfd_open`
 /// after the clone), `no-clone3` (contained children move into their
-/// cgroup themselves).
+/// cgroup themselves), `no-pidfd` (no pidfd at all: children known by pid,
+/// exits learned through SIGCHLD).
 #[cfg(feature = "testing")]
 pub(crate) const TEST_MODE_VAR: &str = "PIDREAP_TEST_SPAWN_MODE";
 
@@ -230,10 +289,50 @@ pub(crate) fn forced_by_env() -> u8 {
         Ok("fork") => NO_VM | NO_FILES,
         Ok("pidfd-open") => NO_VM | NO_FILES | NO_CLONE_PIDFD,
         Ok("no-clone3") => NO_CLONE3,
+        Ok("no-pidfd") => NO_CLONE_PIDFD | NO_PIDFD,
         Ok(other) => panic!(
-            "{TEST_MODE_VAR}={other:?}: expected fast, no-files, fork, pidfd-open or no-clone3"
+            "{TEST_MODE_VAR}={other:?}: expected fast, no-files, fork, pidfd-open, no-clone3 or no-pidfd"
         ),
     }
+}
+
+/// Test hook: the next spawn with `CLONE_PIDFD` acts as on a kernel before
+/// 5.2, which ignores the flag and leaves the pidfd at -1 (the fd the
+/// kernel gave is closed at once).
+#[cfg(feature = "testing")]
+static IGNORE_CLONE_PIDFD: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(feature = "testing")]
+pub(crate) fn ignore_clone_pidfd_once() {
+    IGNORE_CLONE_PIDFD.store(true, Ordering::Relaxed);
+}
+
+#[cfg(feature = "testing")]
+fn take_ignore_clone_pidfd() -> bool {
+    IGNORE_CLONE_PIDFD.swap(false, Ordering::Relaxed)
+}
+
+/// Test hook: the next spawn in this process calls this with the new
+/// child's pid right after the clone, then fails (SIGKILL, bounded reap).
+#[cfg(feature = "testing")]
+static FAIL_AFTER_CLONE: std::sync::Mutex<Option<AfterClone>> = std::sync::Mutex::new(None);
+
+/// What [`fail_after_clone_once`] runs.
+#[cfg(feature = "testing")]
+type AfterClone = Box<dyn FnOnce(i32) + Send>;
+
+#[cfg(feature = "testing")]
+pub(crate) fn fail_after_clone_once(hook: AfterClone) {
+    *FAIL_AFTER_CLONE.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+}
+
+#[cfg(feature = "testing")]
+fn take_fail_after_clone() -> Option<AfterClone> {
+    FAIL_AFTER_CLONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
 }
 
 /// Applies [`TEST_MODE_VAR`] once per process, before the first spawn.
@@ -257,6 +356,7 @@ fn degrade(bit: u8, why: &io::Error) {
                 );
                 return;
             }
+            NO_PIDFD => "every pidfd (CLONE_PIDFD and pidfd_open)",
             _ => "CLONE_PIDFD",
         };
         log::warn!(

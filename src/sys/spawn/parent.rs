@@ -4,7 +4,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 use super::child::{
@@ -12,11 +12,14 @@ use super::child::{
 };
 use super::{
     degrade, ChildFd, SpawnError, SpawnRequest, Spawned, DEGRADED, NO_CLONE3, NO_CLONE_PIDFD,
-    NO_FILES, NO_VM,
+    NO_FILES, NO_PIDFD, NO_VM,
 };
 use crate::sys::clone3::{clone3_run, flag, CloneArgs, CLONE_INTO_CGROUP};
 use crate::sys::fd::{LowSlots, SLOT_PARENT_PIDFD, SLOT_TERMINAL};
-use crate::sys::pidfd::{reap_exiting, reap_pid_exiting};
+use crate::sys::pidfd::{
+    kill_and_reap, reap_or_defer, reap_pid_exiting, retry_reap_later, ChildHandle,
+    KILLED_REAP_BOUND,
+};
 use crate::sys::signals;
 use crate::sys::stack::Stack;
 
@@ -69,6 +72,7 @@ impl Spawner {
     pub(crate) fn spawn(&mut self, req: &SpawnRequest) -> Result<Spawned, SpawnError> {
         // The pid changes if this process forked since the Spawner was made.
         self.parent_pid = std::process::id() as i32;
+        retry_reap_later();
         let candidates = pointer_array(&req.candidates);
         let argv = pointer_array(&req.argv);
         let envp = pointer_array(&req.envp);
@@ -93,7 +97,7 @@ impl Spawner {
     ) -> Attempt {
         let vm = degraded & NO_VM == 0;
         let files = vm && degraded & NO_FILES == 0;
-        let clone_pidfd = degraded & NO_CLONE_PIDFD == 0;
+        let mut clone_pidfd = degraded & (NO_CLONE_PIDFD | NO_PIDFD) == 0;
         let into_cgroup = req.cgroup.filter(|_| degraded & NO_CLONE3 == 0);
 
         let err_pipe = if vm {
@@ -336,41 +340,69 @@ impl Spawner {
         }
 
         // We own an unreaped child from here on: every path below either
-        // returns it in Spawned or reaps it.
+        // returns it in Spawned or reaps it (or, if it cannot die yet,
+        // hands it to the "reap later" list).
+        #[cfg(feature = "testing")]
+        if clone_pidfd && super::take_ignore_clone_pidfd() {
+            // Act as a kernel before 5.2, which ignores CLONE_PIDFD: drop
+            // the fd the kernel gave and leave -1 in its place.
+            // SAFETY: CLONE_PIDFD succeeded: `pidfd` is a new fd of ours.
+            drop(unsafe { OwnedFd::from_raw_fd(pidfd) });
+            pidfd = -1;
+        }
+        if clone_pidfd && pidfd < 0 {
+            // Linux before 5.2 ignores the unknown CLONE_PIDFD bit: the
+            // clone succeeded and `pidfd` is untouched. Take the
+            // pidfd_open path, for this child and from now on.
+            degrade(
+                NO_CLONE_PIDFD,
+                &io::Error::other("clone ignored CLONE_PIDFD and gave no pidfd (Linux before 5.2)"),
+            );
+            clone_pidfd = false;
+        }
         let pidfd = if clone_pidfd {
-            // SAFETY: CLONE_PIDFD succeeded, so the kernel stored a new
-            // close-on-exec fd in `pidfd`, owned by nobody else.
-            unsafe { OwnedFd::from_raw_fd(pidfd) }
+            // SAFETY: CLONE_PIDFD succeeded and the kernel stored a new
+            // close-on-exec fd in `pidfd` (checked >= 0 above), owned by
+            // nobody else.
+            Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+        } else if DEGRADED.load(Ordering::Relaxed) & NO_PIDFD != 0 {
+            None
         } else {
             match rustix::process::pidfd_open(
                 rustix::process::Pid::from_raw(pid).expect("clone returned a positive pid"),
                 rustix::process::PidfdFlags::empty(),
             ) {
-                Ok(fd) => fd,
+                Ok(fd) => Some(fd),
                 Err(e) => {
-                    // SAFETY: `pid` is our unreaped child: the pid cannot
-                    // have been reused.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    let _ = reap_pid_exiting(pid);
-                    // ENOSYS, or EPERM from a seccomp filter: no pidfds here
-                    // (Docker's and snap's filters answer EPERM). Anything else (EMFILE, ENOMEM) is a
-                    // passing shortage, not a missing feature.
                     let source = io::Error::from(e);
-                    let err = if matches!(source.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
-                        SpawnError::Unsupported {
-                            what: "pidfd_open",
-                            source,
-                        }
+                    // ENOSYS (before 5.3), or EPERM from a seccomp filter
+                    // (Docker's and snap's filters answer EPERM): no pidfds
+                    // here. The child is kept, known by its pid while
+                    // unreaped. Anything else (EMFILE, ENOMEM) is a passing
+                    // shortage, not a missing feature.
+                    if matches!(source.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+                        degrade(NO_PIDFD, &source);
+                        None
                     } else {
-                        SpawnError::Os {
+                        kill_and_reap(ChildHandle { pidfd: None, pid }, false, KILLED_REAP_BOUND);
+                        return Attempt::Done(Err(SpawnError::Os {
                             op: "pidfd_open",
                             source,
-                        }
-                    };
-                    return Attempt::Done(Err(err));
+                        }));
+                    }
                 }
             }
         };
+        let child = ChildHandle { pidfd, pid };
+        #[cfg(feature = "testing")]
+        if let Some(hook) = super::take_fail_after_clone() {
+            hook(pid);
+            kill_and_reap(child, false, KILLED_REAP_BOUND);
+            return Attempt::Done(Err(SpawnError::Os {
+                op: "spawning (a failure forced by the testing hook)",
+                source: io::Error::from_raw_os_error(libc::ECANCELED),
+            }));
+        }
 
         let report = if let Some((read_end, write_end)) = err_pipe {
             drop(write_end);
@@ -397,7 +429,7 @@ impl Spawner {
             Report::Failed(r) => Some(r),
             Report::NeverRan => {
                 // SIGKILLed before its first instruction: it is exiting.
-                let _ = reap_exiting(pidfd.as_fd());
+                reap_or_defer(child, KILLED_REAP_BOUND);
                 if into_cgroup.is_some() {
                     // Linux (6.18 at least) compares the kill_seq of the
                     // cgroup the child is born into with that of the
@@ -419,9 +451,10 @@ impl Spawner {
             }
         };
         match failure {
-            None => Attempt::Done(Ok(Spawned { pidfd, pid })),
+            None => Attempt::Done(Ok(Spawned { child })),
             Some(r) => {
-                let _ = reap_exiting(pidfd.as_fd());
+                // It reported its failure and is exiting.
+                reap_or_defer(child, KILLED_REAP_BOUND);
                 let source = io::Error::from_raw_os_error(r.errno);
                 let stage = Stage::from_raw(r.stage).unwrap_or(Stage::Exec);
                 if stage == Stage::UnshareFiles
