@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! <our own cgroup>/
-//!     pidreap-<pid>-<n>/      one per reaper that needed it (its "home"),
+//!     pidreap-<pid>-<n>-ns<ino>/  one per reaper that needed it (its "home"),
 //!         c<k>/               guarded by one sentinel process
 //!         c<k+1>/             one leaf per contained child
 //! ```
@@ -176,15 +176,20 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 }
 
 /// Removes what supervisors that died before their sentinel ran left in
-/// `own`: empty `pidreap-<pid>-<n>` and `pidreap-probe-<pid>-<n>` cgroups
-/// whose `<pid>` is no longer alive. A populated one is left alone (a
-/// sentinel is still at work, or someone else's tree is in it), and so is
-/// one whose pid is alive, whoever has that pid now.
+/// `own`: empty `pidreap-<pid>-<n>-ns<ino>` and
+/// `pidreap-probe-<pid>-<n>-ns<ino>` cgroups whose `<pid>` is no longer
+/// alive. A populated one is left alone (a sentinel is still at work, or
+/// someone else's tree is in it), and so is one whose pid is alive,
+/// whoever has that pid now. A pid means something only in the PID
+/// namespace it was given in: a cgroup named from another namespace (a
+/// supervisor in a container sharing our cgroup, whose pids we cannot
+/// see), or from an unknown one, is never ours to judge.
 fn remove_stale(own: &CgroupDir) {
     let Ok(children) = own.children() else {
         return;
     };
     let me = std::process::id();
+    let ours = own_pid_namespace();
     for dir in children {
         let Some(name) = dir.path().file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -195,9 +200,14 @@ fn remove_stale(own: &CgroupDir) {
         else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        let mut parts = rest.split('-');
+        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
+        let ns = parts.nth(1).and_then(|n| n.strip_prefix("ns"));
+        if ns.is_none_or(|ns| Some(ns) != ours.as_deref()) {
+            continue;
+        }
         if pid == me || std::path::Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
@@ -235,14 +245,28 @@ fn require_cgroup_kill(dir: &CgroupDir) -> Result<()> {
     }
 }
 
-/// `<prefix>-<pid>-<n>`, unique within this process.
+/// `<prefix>-<pid>-<n>-ns<ino>`, unique within this process; `<ino>`
+/// names the PID namespace `<pid>` belongs to (`unknown` if
+/// `/proc/self/ns/pid` cannot be read), so that a supervisor in another
+/// namespace never takes our home for a dead one's.
 fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!(
-        "{prefix}-{}-{}",
+        "{prefix}-{}-{}-ns{}",
         std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        own_pid_namespace().as_deref().unwrap_or("unknown")
     )
+}
+
+/// The inode number of our PID namespace, in decimal, read each time: a
+/// process that forked into a new namespace has another one.
+/// [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
+fn own_pid_namespace() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid")
+        .ok()
+        .map(|m| m.ino().to_string())
 }
 
 /// A reaper's cgroup for its contained children, with the sentinel that

@@ -451,12 +451,17 @@ fn cgroups_left_by_a_dead_supervisor_are_removed() {
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
     let stale = [
-        format!("{base}/pidreap-{dead_pid}-7"),
-        format!("{base}/pidreap-probe-{dead_pid}-3"),
+        format!("{base}/pidreap-{dead_pid}-7-ns{ns}"),
+        format!("{base}/pidreap-probe-{dead_pid}-3-ns{ns}"),
     ];
-    let live = format!("{base}/pidreap-1-77");
-    for dir in stale.iter().chain([&live]) {
+    let live = format!("{base}/pidreap-1-77-ns{ns}");
+    // A supervisor in another PID namespace (a container sharing our
+    // cgroup): its pid is not ours to look up, however dead it looks here.
+    let foreign = format!("{base}/pidreap-{dead_pid}-8-ns{}", ns + 1);
+    for dir in stale.iter().chain([&live, &foreign]) {
         std::fs::create_dir(dir).unwrap();
     }
     std::fs::create_dir(format!("{}/c0", stale[0])).unwrap();
@@ -470,7 +475,13 @@ fn cgroups_left_by_a_dead_supervisor_are_removed() {
         .expect("reaped");
     let kept = Path::new(&live).exists();
     let _ = std::fs::remove_dir(&live);
+    let kept_foreign = Path::new(&foreign).exists();
+    let _ = std::fs::remove_dir(&foreign);
     assert!(kept, "{live} (pid 1 is alive) was removed");
+    assert!(
+        kept_foreign,
+        "{foreign} (named in another PID namespace) was removed"
+    );
     for dir in &stale {
         assert!(!Path::new(dir).exists(), "{dir} was left behind");
     }
