@@ -153,7 +153,7 @@ pub fn spawn(cmd: &Command) -> Result<Spawned> {
 /// What [`spawn()`] returns where the kernel gives no pidfd.
 fn no_pidfd_error() -> Error {
     Error::Unsupported {
-        what: "a pidfd for the child (the kernel or a seccomp filter refuses CLONE_PIDFD and pidfd_open); pidreap::spawn needs one, a Reaper does not",
+        what: "a pidfd for the child, which pidreap::spawn hands out (the kernel or a seccomp filter refuses CLONE_PIDFD and pidfd_open; a Reaper works without one)",
         source: std::io::Error::from_raw_os_error(libc::ENOSYS),
     }
 }
