@@ -175,6 +175,16 @@ const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 /// (an internal timerfd), or a signal arrived. Register it in another event
 /// loop and call `poll(Some(Duration::ZERO))` when it is readable.
 ///
+/// # File descriptors
+///
+/// Besides its epoll, timerfd and (optional) signalfd, a reaper holds six
+/// fds for spawning: five placeholders on the lowest numbers free when it
+/// is made, onto which each spawn puts the child's stdio sources (so that
+/// the child's fd-table copy stays a handful of slots however many fds the
+/// program opens later), and the placeholder's original. Its children's
+/// pidfds and cancel eventfds live high (from half the soft
+/// `RLIMIT_NOFILE`, at most 1024), out of the way of the program's own.
+///
 /// # Dropping
 ///
 /// Dropping the reaper SIGKILLs every child it still supervises and reaps

@@ -85,6 +85,10 @@ thread_local! {
 /// [`Error::ContainmentUnavailable`] (the cgroup, its sentinel and its
 /// removal belong to a `Reaper`). [`Containment::PidNamespace`] works.
 ///
+/// The first call on a thread makes that thread's spawner, which keeps a
+/// stack mapping and six fds for the thread's life (the low fd slots a
+/// [`Reaper`](crate::Reaper) keeps too: see its "File descriptors").
+///
 /// # The parent-death signal is per thread
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits,
