@@ -352,9 +352,20 @@ fn reap_if_exited(pidfd: &OwnedFd) -> bool {
 /// tracks when dropped, and reaps those that are our own children. Declare
 /// it *before* the `Reaper`, so that it drops after it: in a passing test
 /// everything is dead already and it does nothing.
+///
+/// Where `pidfd_open` is refused (the seccomp sandbox runs), it kills by
+/// pid instead, and only a process whose start time is still the one seen
+/// when it was tracked, so that a reused pid is left alone.
 #[derive(Debug, Default)]
 pub struct Guard {
-    procs: Vec<(u32, Option<OwnedFd>)>,
+    procs: Vec<(u32, Tracked)>,
+}
+
+#[derive(Debug)]
+enum Tracked {
+    Pidfd(OwnedFd),
+    /// No pidfd: the process's start time when it was tracked.
+    Pid(Option<u64>),
 }
 
 impl Guard {
@@ -364,24 +375,46 @@ impl Guard {
 
     /// Tracks `pid` (call while it is alive, or at least unreaped).
     pub fn track(&mut self, pid: u32) {
-        self.procs.push((pid, pidfd_open(pid).ok()));
+        let tracked = match pidfd_open(pid) {
+            Ok(fd) => Tracked::Pidfd(fd),
+            Err(_) => Tracked::Pid(starttime(pid)),
+        };
+        self.procs.push((pid, tracked));
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for (_, fd) in &self.procs {
-            if let Some(fd) = fd {
-                pidfd_kill(fd);
+        for (pid, tracked) in &self.procs {
+            match tracked {
+                Tracked::Pidfd(fd) => pidfd_kill(fd),
+                Tracked::Pid(Some(started)) if starttime(*pid) == Some(*started) => {
+                    // SAFETY: kill takes a pid and a signal; the start time
+                    // says the pid is still the process we tracked.
+                    unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                }
+                Tracked::Pid(_) => {}
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
-        for (_, fd) in &self.procs {
-            let Some(fd) = fd else { continue };
+        for (pid, tracked) in &self.procs {
             // Our own child: reap it (it is already SIGKILLed). Not ours:
             // its parent or init reaps it.
-            while !reap_if_exited(fd) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
+            match tracked {
+                Tracked::Pidfd(fd) => {
+                    while !reap_if_exited(fd) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                Tracked::Pid(_) => loop {
+                    // SAFETY: waitpid with a null status pointer.
+                    let r =
+                        unsafe { libc::waitpid(*pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+                    if r != 0 || Instant::now() >= deadline {
+                        break; // reaped, or not our child (-1), or out of time
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                },
             }
         }
     }
