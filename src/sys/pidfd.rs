@@ -98,8 +98,15 @@ pub(crate) fn signal_child(
 /// Only for an unreaped child of ours, whose pid cannot have been reused.
 /// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
 fn kill_pid(pid: i32, sig: Signal) -> io::Result<bool> {
-    // SAFETY: kill takes two integers; `pid` is positive (one process).
-    let r = unsafe { libc::kill(pid, sig.as_raw()) };
+    kill_target(pid, sig)
+}
+
+/// `kill(target, sig)` for a process (`target` > 0) or a group
+/// (`-pgid`); `Ok(false)` on `ESRCH`.
+fn kill_target(target: i32, sig: Signal) -> io::Result<bool> {
+    // SAFETY: kill takes two integers; which process or group `target`
+    // names is the callers' concern (see kill_pid and kill_group).
+    let r = unsafe { libc::kill(target, sig.as_raw()) };
     if r == 0 {
         return Ok(true);
     }
@@ -286,18 +293,9 @@ pub(crate) fn send_signal(
 /// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html),
 /// [credentials(7)](https://man7.org/linux/man-pages/man7/credentials.7.html)
 pub(crate) fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
-    // SAFETY: kill takes a pid and a signal; -pgid names a group (see
-    // above for why it is the one the caller means).
-    let r = unsafe { libc::kill(-pgid, sig.as_raw()) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        Ok(false)
-    } else {
-        Err(e)
-    }
+    // -pgid names a group (see above for why it is the one the caller
+    // means).
+    kill_target(-pgid, sig)
 }
 
 /// Whether process group `pgid` has any member left (`kill(-pgid, 0)`; an

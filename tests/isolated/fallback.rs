@@ -66,20 +66,7 @@ pub(crate) fn statuses_and_stdio(fallback: bool) {
     assert_eq!(exit_of(&mut reaper, c.id()).status, ExitStatus::Exited(0));
 
     // The ladder works the same way.
-    let mut cmd = sh("trap '' TERM; echo ready; exec sleep 60");
-    cmd.stdout(Stdio::piped())
-        .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_millis(300)));
-    let mut c = reaper.spawn(&cmd).unwrap();
-    guard.track(c.pid());
-    assert_eq!(
-        Lines::new(c.stdout.take().unwrap()).line(LONG, "ready"),
-        "ready"
-    );
-    let t0 = Instant::now();
-    reaper.stop(c.id()).unwrap();
-    let exit = exit_of(&mut reaper, c.id());
-    assert_eq!(exit.status.signal(), Some(Signal::KILL));
-    assert!(exit.observed_at - t0 >= Duration::from_millis(300));
+    ladder_reaches_sigkill(&mut reaper, &mut guard, Duration::from_millis(300));
     assert_no_children_left("after the fallback basics");
 }
 
@@ -311,20 +298,7 @@ fn no_pidfd_reaper(reaper: &mut Reaper) {
         assert_eq!(exit_of(reaper, id).status, ExitStatus::Exited(i));
     }
     // A stop ladder, signalled with kill() while unreaped.
-    let mut cmd = sh("trap '' TERM; echo ready; exec sleep 60");
-    cmd.stdout(Stdio::piped())
-        .stop_ladder(StopLadder::new(Signal::TERM, Duration::from_millis(200)));
-    let mut c = reaper.spawn(&cmd).unwrap();
-    guard.track(c.pid());
-    assert_eq!(
-        Lines::new(c.stdout.take().unwrap()).line(LONG, "ready"),
-        "ready"
-    );
-    let t0 = Instant::now();
-    reaper.stop(c.id()).unwrap();
-    let exit = exit_of(reaper, c.id());
-    assert_eq!(exit.status.signal(), Some(Signal::KILL));
-    assert!(exit.observed_at - t0 >= Duration::from_millis(200));
+    ladder_reaches_sigkill(reaper, &mut guard, Duration::from_millis(200));
     // A process-group leader: signalled with kill(-pgid).
     let mut cmd = Command::new("sleep");
     cmd.arg("60")
@@ -473,4 +447,23 @@ pub(crate) fn failed_spawn_of_a_frozen_child() {
     });
     assert_eq!(pidreap::testing::retry_reap_later(), 0);
     assert_no_children_left("after the frozen child was reaped");
+}
+
+/// A child that ignores SIGTERM gets it, then SIGKILL once `grace` is
+/// over: the ladder, on whatever path the run takes.
+fn ladder_reaches_sigkill(reaper: &mut Reaper, guard: &mut Guard, grace: Duration) {
+    let mut cmd = sh("trap '' TERM; echo ready; exec sleep 60");
+    cmd.stdout(Stdio::piped())
+        .stop_ladder(StopLadder::new(Signal::TERM, grace));
+    let mut c = reaper.spawn(&cmd).unwrap();
+    guard.track(c.pid());
+    assert_eq!(
+        Lines::new(c.stdout.take().unwrap()).line(LONG, "ready"),
+        "ready"
+    );
+    let t0 = Instant::now();
+    reaper.stop(c.id()).unwrap();
+    let exit = exit_of(reaper, c.id());
+    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+    assert!(exit.observed_at - t0 >= grace);
 }
