@@ -428,22 +428,13 @@ unsafe extern "C" fn fail_with(p: &Plan, stage: Stage, errno: isize, code: i32) 
 unsafe extern "C" fn join_cgroup(p: &Plan) {
     const PROCS: &[u8; 13] = b"cgroup.procs\0";
     const ME: &[u8; 1] = b"0";
-    // SAFETY: openat reads a static NUL-terminated name.
-    let fd = unsafe {
-        syscall4(
-            libc::SYS_openat,
-            p.cgroup_dir as usize,
-            addr(PROCS),
-            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
-            0,
-        )
-    };
+    // SAFETY: a static NUL-terminated name.
+    let fd = unsafe { open_at(p.cgroup_dir, addr(PROCS) as *const u8, libc::O_WRONLY) };
     // SAFETY: forwarded from the caller.
     unsafe { check(p, Stage::Cgroup, fd) };
     // SAFETY: write reads one static byte.
     let r = unsafe { syscall4(libc::SYS_write, fd as usize, addr(ME), 1, 0) };
-    // SAFETY: close takes an integer: the fd opened above.
-    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    close_fd(fd);
     // SAFETY: forwarded from the caller.
     unsafe { check(p, Stage::Cgroup, r) };
 }
@@ -460,23 +451,14 @@ unsafe extern "C" fn write_file(path: *const u8, text: *const c_char) -> isize {
     while unsafe { load(text.wrapping_add(len)) } != 0 {
         len = len.wrapping_add(1);
     }
-    // SAFETY: openat reads a static NUL-terminated path.
-    let fd = unsafe {
-        syscall4(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            path as usize,
-            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
-            0,
-        )
-    };
+    // SAFETY: the caller's NUL-terminated path.
+    let fd = unsafe { open_at(libc::AT_FDCWD, path, libc::O_WRONLY) };
     if fd < 0 {
         return fd;
     }
     // SAFETY: write reads `len` bytes of `text`.
     let r = unsafe { syscall4(libc::SYS_write, fd as usize, text as usize, len, 0) };
-    // SAFETY: close takes the fd opened above.
-    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    close_fd(fd);
     if r < 0 {
         r
     } else {
@@ -683,14 +665,12 @@ const DIRENT_NAME: usize = 19;
 /// parent through `CLONE_FILES`).
 unsafe extern "C" fn mark_cloexec_by_listing() {
     const FD_DIR: &[u8; 14] = b"/proc/self/fd\0";
-    // SAFETY: openat reads a static NUL-terminated path.
+    // SAFETY: a static NUL-terminated path.
     let dir = unsafe {
-        syscall4(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            addr(FD_DIR),
-            (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as usize,
-            0,
+        open_at(
+            libc::AT_FDCWD,
+            addr(FD_DIR) as *const u8,
+            libc::O_RDONLY | libc::O_DIRECTORY,
         )
     };
     if dir < 0 {
@@ -752,8 +732,7 @@ unsafe extern "C" fn mark_cloexec_by_listing() {
             offset = offset.wrapping_add(reclen);
         }
     }
-    // SAFETY: close takes the fd opened above.
-    unsafe { syscall4(libc::SYS_close, dir as usize, 0, 0, 0) };
+    close_fd(dir);
 }
 
 /// The fd number a `/proc/self/fd` entry names: the decimal digits at
@@ -998,23 +977,14 @@ unsafe extern "C" fn looks_like_text(path: *const c_char) -> bool {
     // the bytes `read` wrote are looked at.
     let mut sample = core::mem::MaybeUninit::<[u8; SAMPLE]>::uninit();
     let base = sample.as_mut_ptr() as *mut u8;
-    // SAFETY: openat reads the caller's NUL-terminated path.
-    let fd = unsafe {
-        syscall4(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            path as usize,
-            (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
-            0,
-        )
-    };
+    // SAFETY: the caller's NUL-terminated path.
+    let fd = unsafe { open_at(libc::AT_FDCWD, path as *const u8, libc::O_RDONLY) };
     if fd < 0 {
         return false;
     }
     // SAFETY: read writes at most SAMPLE bytes into the local buffer.
     let n = unsafe { syscall4(libc::SYS_read, fd as usize, base as usize, SAMPLE, 0) };
-    // SAFETY: close takes the fd opened above.
-    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
+    close_fd(fd);
     if n < 0 {
         return false;
     }
@@ -1113,4 +1083,30 @@ unsafe extern "C" fn exec_program(p: &Plan) -> ! {
     }
     // SAFETY: forwarded from the caller.
     unsafe { fail(p, Stage::Exec, err) }
+}
+
+/// `openat(dir, path, flags | O_CLOEXEC)`: the new fd, or `-errno`.
+/// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html)
+///
+/// # Safety
+///
+/// `path` must be a NUL-terminated string.
+unsafe extern "C" fn open_at(dir: c_int, path: *const u8, flags: c_int) -> isize {
+    // SAFETY: openat reads the caller's NUL-terminated path.
+    unsafe {
+        syscall4(
+            libc::SYS_openat,
+            dir as usize,
+            path as usize,
+            (flags | libc::O_CLOEXEC) as usize,
+            0,
+        )
+    }
+}
+
+/// Closes an fd the child opened; its result does not matter.
+/// [close(2)](https://man7.org/linux/man-pages/man2/close.2.html)
+extern "C" fn close_fd(fd: isize) {
+    // SAFETY: close takes an integer.
+    unsafe { syscall4(libc::SYS_close, fd as usize, 0, 0, 0) };
 }
