@@ -26,6 +26,8 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
+use crate::seccomp::{install, Rules};
+
 /// `reaper_isolated --sandbox PROFILE -- PROGRAM ARGS...`, if the arguments
 /// ask for it: installs the filter and execs PROGRAM (returning only on
 /// failure).
@@ -79,14 +81,6 @@ pub(crate) fn exec_if_asked() -> Option<ExitCode> {
     Some(ExitCode::from(127))
 }
 
-/// What the filter does.
-struct Rules {
-    /// System calls refused, with their errno.
-    refuse: Vec<(libc::c_long, i32)>,
-    /// `clone` with any of these flags fails with `EINVAL` (0: none).
-    clone_flags: u32,
-}
-
 fn docker() -> Rules {
     Rules {
         refuse: vec![
@@ -109,93 +103,4 @@ fn no_pidfd() -> Rules {
     }
     rules.clone_flags = libc::CLONE_PIDFD as u32;
     rules
-}
-
-/// Installs `rules` on this process (all threads).
-fn install(rules: &Rules) -> std::io::Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    const AUDIT_ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const AUDIT_ARCH: u32 = 0xC000_00B7;
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
-    let ld = |offset: u32| op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, offset);
-    let ret = |k: u32| op(libc::BPF_RET | libc::BPF_K, 0, 0, k);
-    let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & 0xffff);
-    let jeq_next_else_skip1 = |k: u32| op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, k);
-
-    // struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (its low half
-    // on these little-endian targets).
-    let mut program = vec![
-        ld(4),
-        // Another architecture's calls: allowed (the last instruction).
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            1,
-            0,
-            AUDIT_ARCH,
-        ),
-        ret(libc::SECCOMP_RET_ALLOW),
-        ld(0),
-    ];
-    for &(nr, e) in &rules.refuse {
-        program.push(jeq_next_else_skip1(nr as u32));
-        program.push(ret(errno(e)));
-    }
-    if rules.clone_flags != 0 {
-        // clone: load its flags; refuse if any of ours is set.
-        program.push(op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            0,
-            3,
-            libc::SYS_clone as u32,
-        ));
-        program.push(ld(16));
-        program.push(op(
-            libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
-            0,
-            1,
-            rules.clone_flags,
-        ));
-        program.push(ret(errno(libc::EINVAL)));
-    }
-    program.push(ret(libc::SECCOMP_RET_ALLOW));
-
-    let prog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
-    let seccomp = || {
-        // SAFETY: seccomp(2) reads `prog`, which points to `program`, both
-        // alive for the call.
-        unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_TSYNC,
-                &prog as *const libc::sock_fprog,
-            )
-        }
-    };
-    if seccomp() == 0 {
-        return Ok(());
-    }
-    let first = std::io::Error::last_os_error();
-    if first.raw_os_error() != Some(libc::EACCES) {
-        return Err(first);
-    }
-    // Without CAP_SYS_ADMIN a filter needs no_new_privs.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if seccomp() == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
