@@ -31,16 +31,11 @@ pub(crate) fn check_mode(fallback: bool) {
 /// no pidfd at all in a run that forces no-pidfd mode or whose seccomp
 /// sandbox refuses `pidfd_open`.
 pub(crate) fn fallback_mode() -> &'static str {
-    if support::mode_lacks_pidfd() || sandbox().is_some() {
+    if support::mode_lacks_pidfd() || support::sandbox().is_some() {
         "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)"
     } else {
         "fork-class clone + pidfd_open"
     }
-}
-
-/// The seccomp profile of the run (`reaper_isolated --sandbox`), if any.
-fn sandbox() -> Option<String> {
-    std::env::var("PIDREAP_TEST_SANDBOX").ok()
 }
 
 /// The spawn path a test gets without forcing one itself: the fast path,
@@ -51,7 +46,7 @@ fn sandbox() -> Option<String> {
 /// does not say which flag was refused, so the spawner drops `CLONE_FILES`
 /// and `CLONE_VM` before it.
 pub(crate) fn default_mode() -> &'static str {
-    match sandbox().as_deref() {
+    match support::sandbox().as_deref() {
         Some("docker") => return "vfork-class clone with CLONE_PIDFD",
         Some("no-pidfd") => return "fork-class clone, no pidfd (SIGCHLD + waitid P_PID)",
         _ => {}

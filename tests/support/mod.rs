@@ -640,7 +640,7 @@ pub fn containment_or_skip(test: &str, containment: pidreap::Containment) -> boo
 
 /// The seccomp profile the whole run is under (`reaper_isolated --sandbox
 /// PROFILE` sets `PIDREAP_TEST_SANDBOX`), if any.
-fn sandbox() -> Option<String> {
+pub fn sandbox() -> Option<String> {
     std::env::var("PIDREAP_TEST_SANDBOX").ok()
 }
 
