@@ -977,8 +977,12 @@ unsafe extern "C" fn looks_like_text(path: *const c_char) -> bool {
     // the bytes `read` wrote are looked at.
     let mut sample = core::mem::MaybeUninit::<[u8; SAMPLE]>::uninit();
     let base = sample.as_mut_ptr() as *mut u8;
+    // `c_char` is `i8` on x86_64 and `u8` on aarch64, where the cast is a
+    // no-op.
+    #[allow(clippy::unnecessary_cast)]
+    let path = path as *const u8;
     // SAFETY: the caller's NUL-terminated path.
-    let fd = unsafe { open_at(libc::AT_FDCWD, path as *const u8, libc::O_RDONLY) };
+    let fd = unsafe { open_at(libc::AT_FDCWD, path, libc::O_RDONLY) };
     if fd < 0 {
         return false;
     }
