@@ -15,12 +15,13 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::io::{PipeReader, PipeWriter};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use rustix::event::epoll;
 
 pub use builder::ReaperBuilder;
 pub use cancel::CancelToken;
@@ -62,6 +63,10 @@ struct Supervised {
     cancel: Option<usize>,
     /// Its cgroup, under [`Containment::Cgroup`](crate::Containment::Cgroup).
     tree: Option<Tree>,
+    /// Its pidfd was readable but the child could not be reaped yet (a
+    /// tracer holds its exit): the pidfd is watched edge-triggered from then
+    /// on, see [`watch_pidfd`].
+    edge_watch: bool,
 }
 
 impl Supervised {
@@ -142,6 +147,49 @@ fn watch(
     registry.register(&mut SourceFd(&fd.as_raw_fd()), token, interest)
 }
 
+/// Adds a child's pidfd to the poll, one-shot
+/// ([epoll_ctl(2)](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html),
+/// `EPOLLONESHOT`).
+///
+/// A pidfd turns readable when its child exits
+/// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)),
+/// and the kernel wakes its pollers again when the child is reaped (Linux
+/// 6.18 reports `EPOLLIN | EPOLLHUP` then). Watched one-shot, the first
+/// wake-up is the only one the poll sees: the reaped child's pidfd can stay
+/// open until its exit has been handed out (see [`Reaper::close_reaped`])
+/// without making the reaper's fd readable again, here or in a loop it is
+/// nested in.
+fn watch_pidfd(registry: &mio::Registry, pidfd: BorrowedFd<'_>, token: Token) -> io::Result<()> {
+    epoll::add(
+        registry.as_fd(),
+        pidfd,
+        epoll::EventData::new_u64(token.0 as u64),
+        epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+    )?;
+    Ok(())
+}
+
+/// Watches a pidfd edge-triggered instead of one-shot: it was readable, but
+/// `waitid` found nothing to reap. That happens while another process
+/// traces the child: its exit goes to the tracer first, and the parent is
+/// woken again once the tracer lets go
+/// ([ptrace(2)](https://man7.org/linux/man-pages/man2/ptrace.2.html)). The
+/// change reports the pidfd once more at once (it is still readable), then
+/// only on new wake-ups, so a child held by a tracer costs no busy loop.
+fn rewatch_pidfd_edge(
+    registry: &mio::Registry,
+    pidfd: BorrowedFd<'_>,
+    token: Token,
+) -> io::Result<()> {
+    epoll::modify(
+        registry.as_fd(),
+        pidfd,
+        epoll::EventData::new_u64(token.0 as u64),
+        epoll::EventFlags::IN | epoll::EventFlags::ET,
+    )?;
+    Ok(())
+}
+
 /// How long dropping a reaper waits for SIGKILLed children to be reaped.
 const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 
@@ -185,6 +233,19 @@ const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 /// pidfds and cancel eventfds live high (from half the soft
 /// `RLIMIT_NOFILE`, at most 1024), out of the way of the program's own.
 ///
+/// A child's pidfd is closed after its exit has been handed out, not in
+/// the [`poll`](Reaper::poll) that reaps it: closing a pidfd registered in
+/// epoll costs a few microseconds (the epoll removal and the pidfd's
+/// release), which would otherwise sit between the exit and its report.
+/// It is closed when [`next_event`](Reaper::next_event) finds the queue
+/// empty, at the next [`poll`](Reaper::poll) or [`spawn`](Reaper::spawn),
+/// before [`wait`](Reaper::wait), [`wait_event`](Reaper::wait_event),
+/// [`try_wait`](Reaper::try_wait) and [`shutdown`](Reaper::shutdown)
+/// return, and when the reaper is dropped. So a program that takes events
+/// until `next_event` says `None` holds no fd for a child it was told of,
+/// and the number of fds never exceeds what the children held while they
+/// ran.
+///
 /// # Dropping
 ///
 /// Dropping the reaper SIGKILLs every child it still supervises and reaps
@@ -225,6 +286,9 @@ pub struct Reaper {
     /// The cgroup of this reaper's cgroup-contained children, made with
     /// the first of them.
     cgroups: Option<CgroupHome>,
+    /// Pidfds of children reaped and reported, not closed yet: see
+    /// [`Reaper::close_reaped`].
+    reaped_fds: Vec<OwnedFd>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -310,6 +374,7 @@ impl Reaper {
             by_pid: HashMap::new(),
             group_watch: Vec::new(),
             cgroups: None,
+            reaped_fds: Vec::new(),
             _not_send: PhantomData,
         };
         if reaper.reap_orphans {
@@ -329,6 +394,7 @@ impl Reaper {
     /// On error nothing is left behind: a child that was created but failed
     /// before exec has been reaped, and no fd of the attempt stays open.
     pub fn spawn(&mut self, cmd: &Command) -> Result<Child> {
+        self.close_reaped();
         crate::containment::check_spawnable(cmd.get_containment())?;
         let tree = match cmd.get_containment() {
             Containment::Cgroup => Some(self.cgroup_home()?.leaf()?),
@@ -355,6 +421,7 @@ impl Reaper {
             signal_group: cmd.leads_group(),
             cancel: None,
             tree,
+            edge_watch: false,
         };
         let id = self.engine.insert(child, ladder, cmd.group_id());
         let index = id.index() as usize;
@@ -365,13 +432,8 @@ impl Reaper {
         };
         let has_pidfd = handle.pidfd().is_some();
         let mut registered = match handle.pidfd() {
-            Some(pidfd) => watch(
-                registry,
-                pidfd,
-                token(KIND_PIDFD, index),
-                Interest::READABLE,
-            )
-            .map_err(|e| ("registering the pidfd with epoll", e)),
+            Some(pidfd) => watch_pidfd(registry, pidfd, token(KIND_PIDFD, index))
+                .map_err(|e| ("registering the pidfd with epoll", e)),
             // No pidfd: its exit comes with a SIGCHLD.
             None => Ok(()),
         };
@@ -569,6 +631,7 @@ impl Reaper {
     /// taken with [`next_event`](Reaper::next_event). Returns `Ok(0)` when
     /// interrupted by a signal.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
+        self.close_reaped();
         let before = self.queue.len();
         self.arm_timer();
         pidfd::retry_reap_later();
@@ -602,7 +665,9 @@ impl Reaper {
             match kind {
                 KIND_PIDFD => {
                     if let Some(id) = self.engine_id_at(index) {
-                        self.try_reap(id, now);
+                        if !self.try_reap(id, now) {
+                            self.watch_edge(id);
+                        }
                     }
                 }
                 KIND_CANCEL => self.cancelled(index, now),
@@ -647,9 +712,15 @@ impl Reaper {
         Ok(self.queue.len() - before)
     }
 
-    /// Takes the next queued event, without waiting.
+    /// Takes the next queued event, without waiting. Once the queue is
+    /// empty, the pidfds of the children whose exits were handed out are
+    /// closed (see [File descriptors](Reaper#file-descriptors)).
     pub fn next_event(&mut self) -> Option<Event> {
-        self.queue.pop_front()
+        let ev = self.queue.pop_front();
+        if ev.is_none() {
+            self.close_reaped();
+        }
+        ev
     }
 
     /// Waits up to `timeout` (`None`: for ever) for the next event.
@@ -658,6 +729,7 @@ impl Reaper {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(ev) = self.queue.pop_front() {
+                self.close_reaped();
                 return Ok(Some(ev));
             }
             let Some(left) = time_left(deadline) else {
@@ -678,7 +750,10 @@ impl Reaper {
                 .position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
             if let Some(pos) = found {
                 match self.queue.remove(pos) {
-                    Some(Event::Exited(exit)) => return Ok(Some(exit)),
+                    Some(Event::Exited(exit)) => {
+                        self.close_reaped();
+                        return Ok(Some(exit));
+                    }
                     _ => unreachable!("position() matched an Exited event"),
                 }
             }
@@ -706,6 +781,7 @@ impl Reaper {
                 .position(|ev| matches!(ev, Event::Exited(e) if e.id == id));
             if let Some(pos) = found {
                 if let Some(Event::Exited(exit)) = self.queue.remove(pos) {
+                    self.close_reaped();
                     return Ok(Some(exit));
                 }
             }
@@ -762,6 +838,7 @@ impl Reaper {
         }
         self.queue = rest;
         report.stuck = self.engine.ids().collect();
+        self.close_reaped();
         Ok(report)
     }
 
@@ -771,15 +848,16 @@ impl Reaper {
 
     /// The pidfd of `id` was readable: reap if it really exited: readiness is
     /// not proof of exit on every path, so `waitid` runs with `WNOHANG`.
-    fn try_reap(&mut self, id: ChildId, now: Instant) {
+    /// False when the child is still there to be reaped.
+    fn try_reap(&mut self, id: ChildId, now: Instant) -> bool {
         let Some(child) = self.engine.get(id) else {
-            return;
+            return true;
         };
         let Leader::Unreaped(handle) = &child.leader else {
-            return;
+            return true;
         };
         match handle.try_reap() {
-            Ok(Reaped::NotYet) => {}
+            Ok(Reaped::NotYet) => return false,
             Ok(Reaped::Exited { status, usage, .. }) => self.leader_exited(id, status, usage, now),
             Ok(Reaped::Gone) => {
                 log::warn!(
@@ -788,8 +866,45 @@ impl Reaper {
                 );
                 self.finish(id, ExitStatus::Unknown, ResourceUsage::default(), now)
             }
-            Err(e) => log::error!("waitid for child {id} (pid {}) failed: {e}", child.pid),
+            Err(e) => {
+                log::error!("waitid for child {id} (pid {}) failed: {e}", child.pid);
+                return false;
+            }
         }
+        true
+    }
+
+    /// The pidfd of `id` was reported readable but the child could not be
+    /// reaped: watch it edge-triggered from now on (see
+    /// [`rewatch_pidfd_edge`]). Once per child: every change re-reports a
+    /// readable pidfd.
+    fn watch_edge(&mut self, id: ChildId) {
+        let registry = self.poll.registry();
+        let Some(child) = self.engine.get_mut(id) else {
+            return;
+        };
+        let Leader::Unreaped(handle) = &child.leader else {
+            return;
+        };
+        let Some(pidfd) = handle.pidfd() else {
+            return;
+        };
+        if child.edge_watch {
+            return;
+        }
+        match rewatch_pidfd_edge(registry, pidfd, token(KIND_PIDFD, id.index() as usize)) {
+            Ok(()) => child.edge_watch = true,
+            Err(e) => log::error!(
+                "watching the pidfd of child {id} (pid {}) again failed: {e}",
+                child.pid
+            ),
+        }
+    }
+
+    /// Closes the pidfds of the children whose exits were reported. See
+    /// [File descriptors](Reaper#file-descriptors) for when.
+    fn close_reaped(&mut self) {
+        self.reaped_fds.clear();
     }
 
     /// The child itself was reaped. Its exit is reported now if nothing of
@@ -888,9 +1003,14 @@ impl Reaper {
             }
             self.pid_only.remove(&child.pid);
         }
-        // Closing the pidfd removes it from the epoll set (we hold its only
-        // reference), which saves an epoll_ctl per exit.
-        drop(child.leader);
+        // The pidfd is closed once the exit has been handed out
+        // (`close_reaped`): closing removes it from the epoll set (we hold
+        // its only reference), which saves an epoll_ctl, but costs a few
+        // microseconds that would sit between the exit and its report.
+        // Watched one-shot, it stays quiet until then.
+        if let Leader::Unreaped(handle) = child.leader {
+            self.reaped_fds.extend(handle.pidfd);
+        }
         log::debug!("reaped pid {}: {status}", child.pid);
         self.queue.push_back(Event::Exited(Exit {
             id,

@@ -320,3 +320,134 @@ pub(crate) fn fd_exhaustion(fallback: bool) {
     assert_eq!(support::self_fds(), before, "fds leaked");
     assert_no_children_left("after the shutdown");
 }
+
+/// A reaped child's pidfd is closed after its exit is handed out, not in
+/// the poll that reaps it: once `next_event` has said `None`, the fds are
+/// those from before the spawns; and the reaped pidfds left open until then
+/// do not make the reaper's fd readable again.
+pub(crate) fn reaped_pidfds_close_when_drained() {
+    let mut reaper = Reaper::new().unwrap();
+    warm_up(&mut reaper, false);
+    assert!(reaper.next_event().is_none());
+    // The listing's own fd (reading /proc/self/fd) takes the lowest free
+    // number: left out of the comparisons.
+    let fds = || -> BTreeSet<(i32, String)> {
+        support::self_fds()
+            .into_iter()
+            .filter(|(_, target)| !target.starts_with("/proc/"))
+            .collect()
+    };
+    let before = fds();
+
+    let mut guard = Guard::new();
+    let mut ids = Vec::new();
+    let mut pids = Vec::new();
+    for code in 1..=5 {
+        let child = reaper
+            .spawn(&crate::helpers::sh(&format!("exit {code}")))
+            .unwrap();
+        ids.push(child.id());
+        pids.push(child.pid());
+    }
+    // The guard's own fds (a pidfd per child where it can open one) are
+    // not the reaper's: tell them apart.
+    let untracked = fds();
+    for &pid in &pids {
+        guard.track(pid);
+    }
+    let guard_fds: BTreeSet<_> = fds().difference(&untracked).cloned().collect();
+
+    let deadline = std::time::Instant::now() + LONG;
+    while !reaper.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "the five children were not reaped in time");
+        reaper.poll(Some(left)).unwrap();
+    }
+    // All five reaped and queued, none taken yet.
+    if !support::mode_lacks_pidfd() {
+        assert!(
+            !support::readable_within(&reaper, Duration::from_millis(100)),
+            "the reaper's fd is readable with nothing to do (the reaped pidfds woke it)"
+        );
+    }
+    let mut codes = Vec::new();
+    while let Some(ev) = reaper.next_event() {
+        match ev {
+            pidreap::Event::Exited(exit) => {
+                assert!(ids.contains(&exit.id), "{exit:?}");
+                codes.push(exit.status);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    codes.sort_by_key(|s| s.code());
+    assert_eq!(
+        codes,
+        (1..=5).map(ExitStatus::Exited).collect::<Vec<_>>(),
+        "each child's own status"
+    );
+    let expected: BTreeSet<_> = before.union(&guard_fds).cloned().collect();
+    assert_eq!(
+        fds(),
+        expected,
+        "fds after next_event said None (the guard's own fds aside)"
+    );
+    drop(guard);
+    assert_eq!(fds(), before, "fds leaked");
+    assert_no_children_left("after the drain");
+}
+
+/// A child traced by another process: its pidfd turns readable when it
+/// dies, but its status goes to the tracer first, and the parent can reap
+/// it only once the tracer has taken it
+/// ([ptrace(2)](https://man7.org/linux/man-pages/man2/ptrace.2.html)). The
+/// reaper must not spin while the tracer holds it, and must report the
+/// exit once the tracer lets go.
+pub(crate) fn traced_child_reaped_after_tracer() {
+    use std::io::Write as _;
+    let mut guard = Guard::new();
+    let mut reaper = Reaper::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60").stdin(Stdio::null());
+    let child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    support::wait_exec(child.pid(), "sleep");
+    let mut tracer = crate::roles::start_tracer(child.pid());
+    guard.track(tracer.id());
+    let mut out = support::Lines::new(tracer.stdout.take().unwrap());
+    assert_eq!(out.line(LONG, "the tracer attaching"), "attached");
+
+    reaper.kill(child.id()).unwrap();
+    support::wait_until(LONG, "the traced child is a zombie", || {
+        support::state(child.pid()) == Some('Z')
+    });
+    // Held by the tracer for 300 ms: no exit reported, and few wake-ups
+    // (a reaper that re-armed a readable pidfd at every poll would wake
+    // thousands of times; without pidfds it checks every 20 ms).
+    let held = Duration::from_millis(300);
+    let start = std::time::Instant::now();
+    let mut wakeups = 0;
+    while let Some(left) = held.checked_sub(start.elapsed()) {
+        reaper.poll(Some(left)).unwrap();
+        wakeups += 1;
+        assert!(
+            reaper.next_event().is_none(),
+            "an exit was reported while the tracer holds it"
+        );
+    }
+    assert!(
+        wakeups <= 40,
+        "the reaper woke {wakeups} times in {held:?} while the tracer held the exit"
+    );
+    assert_eq!(support::state(child.pid()), Some('Z'), "still held");
+
+    let mut stdin = tracer.stdin.take().unwrap();
+    writeln!(stdin, "go").unwrap();
+    let exit = exit_of(&mut reaper, child.id());
+    assert_eq!(exit.status.signal(), Some(Signal::KILL));
+    assert_eq!(out.line(LONG, "the tracer letting go"), "released");
+    support::wait_until(LONG, "the tracer exits", || {
+        matches!(tracer.try_wait(), Ok(Some(_)))
+    });
+    assert_no_children_left("after the tracer let go");
+}

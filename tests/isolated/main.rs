@@ -269,6 +269,16 @@ pub(crate) const TESTS: &[Test] = &[
         120,
         || primitive::async_reaper_more_exits_than_one_poll(1500),
     ),
+    t(
+        "reaped_pidfds_are_closed_once_the_events_are_drained",
+        60,
+        fds::reaped_pidfds_close_when_drained,
+    ),
+    t(
+        "a_traced_child_is_reaped_once_its_tracer_lets_go_without_a_busy_loop",
+        60,
+        fds::traced_child_reaped_after_tracer,
+    ),
 ];
 
 fn main() -> ExitCode {

@@ -14,6 +14,7 @@ pub(crate) const ROLE: &str = "PIDREAP_TEST_ROLE";
 pub(crate) const FALLBACK: &str = "PIDREAP_TEST_FALLBACK";
 const PARENT: &str = "PIDREAP_TEST_PARENT";
 const DEATHSIG: &str = "PIDREAP_TEST_DEATHSIG";
+const TRACEE: &str = "PIDREAP_TEST_TRACEE";
 
 pub(crate) fn run_role(role: &str) -> ExitCode {
     if let Some(name) = role.strip_prefix("test:") {
@@ -47,6 +48,7 @@ pub(crate) fn run_role(role: &str) -> ExitCode {
         "pidns-tree-unprivileged" => helper_pidns_tree_unprivileged(),
         "storm-cgroup" => helper_storm(pidreap::Containment::Cgroup),
         "storm-pidns" => helper_storm(pidreap::Containment::PidNamespace),
+        "tracer" => helper_tracer(),
         _ => panic!("unknown role {role}"),
     }
     ExitCode::SUCCESS
@@ -157,6 +159,55 @@ fn helper_storm(containment: pidreap::Containment) {
 pub(crate) const DELAY: Duration = Duration::from_secs(2);
 
 /// Starts this binary as a helper with `role`, stdout piped.
+/// Traces the process named by `PIDREAP_TEST_TRACEE` (`PTRACE_SEIZE`) and
+/// prints "attached"; holds the tracee's exit until a line arrives on
+/// stdin, then takes it (which hands the tracee back to its parent) and
+/// prints "released".
+/// [ptrace(2)](https://man7.org/linux/man-pages/man2/ptrace.2.html)
+fn helper_tracer() {
+    let pid: i32 = std::env::var(TRACEE)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("PIDREAP_TEST_TRACEE: a pid");
+    let mut out = std::io::stdout().lock();
+    // SAFETY: ptrace with integer arguments and null pointers.
+    let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize) };
+    if r != 0 {
+        writeln!(out, "PTRACE_SEIZE: {}", std::io::Error::last_os_error()).unwrap();
+        return;
+    }
+    writeln!(out, "attached").unwrap();
+    out.flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a pointer to a local int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r < 0 || libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            break;
+        }
+        // A stop on the way: let it go on.
+        // SAFETY: ptrace with integer arguments and null pointers.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0usize, 0usize) };
+    }
+    writeln!(out, "released").unwrap();
+    out.flush().unwrap();
+}
+
+/// Starts the `tracer` helper on `pid`, stdin and stdout piped.
+pub(crate) fn start_tracer(pid: u32) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.env(ROLE, "tracer")
+        .env(TRACEE, pid.to_string())
+        .env(PARENT, std::process::id().to_string())
+        .env_remove(DEATHSIG)
+        .env_remove(FALLBACK)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    cmd.spawn().expect("starting the tracer helper")
+}
+
 pub(crate) fn start_helper(role: &str, fallback: bool) -> std::process::Child {
     start_helper_with(role, fallback, None)
 }
