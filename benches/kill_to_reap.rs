@@ -317,7 +317,9 @@ fn main() {
         levels.retain(|&n| (n as u64) + 512 <= soft);
     }
     let rounds = env_usize("PIDREAP_BENCH_ROUNDS", if quick { 2 } else { 3 });
-    let iters = env_usize("PIDREAP_BENCH_ITERS", if quick { 60 } else { 100 });
+    // 300 samples a round: a p99 of 100 is their second-largest value, too
+    // close to the machine's rare stalls to compare systems by.
+    let iters = env_usize("PIDREAP_BENCH_ITERS", if quick { 60 } else { 300 });
     const WARMUP: usize = 3;
 
     banner("kill-to-reap latency");
