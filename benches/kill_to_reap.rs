@@ -3,6 +3,17 @@
 //! status. p50/p90/p99/max with 0 and N other live supervised children, for
 //! pidreap and the baselines, interleaved, medians over rounds.
 //!
+//! The tokio comparison of issue 10 (`AsyncReaper` and `AsyncPidFd`
+//! against `tokio::process`) gets a section of its own after the main
+//! tables: tokio's N children and the `AsyncReaper`'s N children alive at
+//! once in this process, the three systems interleaved per iteration so
+//! that the machine's noise falls on each alike, and every child settled
+//! until it has exec'd and sleeps. With both populations in one process a
+//! fresh child's `execve` closes 2N inherited close-on-exec pidfds; a fixed
+//! settle time would put the tail of that in the sample (see
+//! `pidreap_bench::Settle`), and this section compares reap paths. Its
+//! levels are 0 and the main levels up to 1,000.
+//!
 //! `cargo bench --bench kill_to_reap`; `PIDREAP_BENCH_QUICK=1` for a short run.
 
 mod common;
@@ -79,6 +90,9 @@ impl Kind {
 
 #[derive(Default)]
 struct World {
+    /// How children settle before the kill; `None`: as `PIDREAP_BENCH_SETTLE`
+    /// says.
+    settle: Option<Settle>,
     reaper: Option<pidreap::Reaper>,
     raw: Option<RawLoop>,
     tokio: Option<(tokio::runtime::Runtime, Vec<tokio::process::Child>)>,
@@ -139,9 +153,14 @@ impl World {
     }
 
     fn all_empty() -> World {
+        World::merged(&KINDS, 0)
+    }
+
+    /// The worlds of `kinds`, each with `others` children, alive at once.
+    fn merged(kinds: &[Kind], others: usize) -> World {
         let mut w = World::default();
-        for k in KINDS {
-            let one = World::with(k, 0);
+        for &k in kinds {
+            let one = World::with(k, others);
             w.reaper = w.reaper.or(one.reaper);
             w.raw = w.raw.or(one.raw);
             w.tokio = w.tokio.or(one.tokio);
@@ -172,11 +191,12 @@ impl World {
     /// One kill-to-reap sample, in µs.
     fn sample(&mut self, sys: Sys) -> f64 {
         const BOUND: Duration = Duration::from_secs(10);
+        let how = self.settle.unwrap_or_else(settle_mode);
         match sys {
             Sys::Pidreap => {
                 let r = self.reaper.as_mut().expect("pidreap world");
                 let child = r.spawn(&pidreap_sleeper()).expect("spawn");
-                settle(child.pid(), "sleep");
+                pidreap_bench::settle(child.pid(), "sleep", how);
                 let t0 = Instant::now();
                 r.kill(child.id()).expect("kill");
                 let exit = r
@@ -190,7 +210,7 @@ impl World {
             Sys::Raw => {
                 let lp = self.raw.as_mut().expect("raw world");
                 let (key, pid) = lp.spawn_sleeper().expect("spawn");
-                settle(pid, "sleep");
+                pidreap_bench::settle(pid, "sleep", how);
                 let t0 = Instant::now();
                 lp.signal(key, Signal::KILL).expect("pidfd_send_signal");
                 assert!(
@@ -209,7 +229,7 @@ impl World {
                         .spawn()
                         .expect("spawn")
                 };
-                settle(child.id().expect("pid"), "sleep");
+                pidreap_bench::settle(child.id().expect("pid"), "sleep", how);
                 let t0 = Instant::now();
                 child.start_kill().expect("kill");
                 let st = rt.block_on(async { tokio::time::timeout(BOUND, child.wait()).await });
@@ -231,7 +251,7 @@ impl World {
                         let _ = tx.send(st.map(|s| s.code()));
                     })
                     .expect("thread");
-                settle(pid, "sleep");
+                pidreap_bench::settle(pid, "sleep", how);
                 let t0 = Instant::now();
                 // The waiter thread has not reaped it (it is alive): the pid is ours.
                 rustix::process::kill_process(
@@ -248,7 +268,7 @@ impl World {
             Sys::AsyncReaper => {
                 let (rt, r) = self.async_reaper.as_mut().expect("async reaper world");
                 let child = r.get_mut().spawn(&pidreap_sleeper()).expect("spawn");
-                settle(child.pid(), "sleep");
+                pidreap_bench::settle(child.pid(), "sleep", how);
                 let t0 = Instant::now();
                 r.get_mut().kill(child.id()).expect("kill");
                 let ev = rt.block_on(async { tokio::time::timeout(BOUND, r.next_event()).await });
@@ -273,7 +293,7 @@ impl World {
                     let _g = rt.enter();
                     pidreap::tokio::AsyncPidFd::new(child.pidfd).expect("register")
                 };
-                settle(pid, "sleep");
+                pidreap_bench::settle(pid, "sleep", how);
                 let t0 = Instant::now();
                 child
                     .get_ref()
@@ -380,9 +400,113 @@ fn main() {
             }
         }
     }
+    // Issue 10: the tokio systems in one world, settled until asleep.
+    let tokio_levels: Vec<usize> = std::iter::once(0)
+        .chain(levels.iter().copied().filter(|&n| n <= 1000))
+        .collect();
+    let mut tokio_samples: Samples =
+        vec![vec![vec![Vec::new(); rounds]; ALL.len()]; tokio_levels.len()];
+    for round in 0..rounds {
+        for (li, &n) in tokio_levels.iter().enumerate() {
+            let mut w = World::merged(&[Kind::Tokio, Kind::AsyncReaper], n);
+            w.settle = Some(Settle {
+                first: Duration::from_micros(200),
+                until_asleep: true,
+            });
+            for i in 0..WARMUP + iters {
+                progress(&format!(
+                    "round {}/{rounds}: tokio systems in one world, {n} others each, iteration {i}",
+                    round + 1
+                ));
+                for k in 0..TOKIO_SYSTEMS.len() {
+                    let sys = TOKIO_SYSTEMS[(i + round + k) % TOKIO_SYSTEMS.len()];
+                    let v = w.sample(sys);
+                    if i >= WARMUP {
+                        tokio_samples[li][sys.index()][round].push(v);
+                    }
+                }
+            }
+            w.teardown();
+        }
+    }
     progress_done();
     report(&all_levels, &samples, rounds, iters);
+    report_tokio(&tokio_levels, &tokio_samples, rounds, iters);
     println!("(total {:.1} s)", started.elapsed().as_secs_f64());
+}
+
+/// The systems of issue 10's comparison.
+const TOKIO_SYSTEMS: [Sys; 3] = [Sys::Tokio, Sys::AsyncReaper, Sys::AsyncPidFd];
+
+/// The tokio section: each system against `tokio::process`, and issue 10's
+/// verdicts.
+fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
+    let pcts = |li: usize, s: Sys| -> Vec<Stats> {
+        samples[li][s.index()].iter().map(|v| pct(v)).collect()
+    };
+    let ratio = |a: &[Stats], b: &[Stats], f: fn(&Stats) -> f64| -> Vec<f64> {
+        a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect()
+    };
+    let widths = [32, 8, 8, 8, 9, 20, 20];
+    let mut verdicts = Vec::new();
+    for (li, &n) in levels.iter().enumerate() {
+        println!();
+        println!(
+            "issue 10: the tokio systems in one world, {n} tokio and {n} AsyncReaper children alive, \
+             interleaved, children settled until asleep (µs; medians over {rounds} rounds of {iters}; \
+             ratios: median of per-round ratios [min-max])"
+        );
+        row(
+            &[
+                "system",
+                "p50",
+                "p90",
+                "p99",
+                "max",
+                "p50 vs tokio",
+                "p99 vs tokio",
+            ]
+            .map(String::from),
+            &widths,
+        );
+        let tokio = pcts(li, Sys::Tokio);
+        for sys in TOKIO_SYSTEMS {
+            let p = pcts(li, sys);
+            let med = |f: fn(&Stats) -> f64| median(&p.iter().map(f).collect::<Vec<_>>());
+            row(
+                &[
+                    sys.name().to_string(),
+                    format!("{:.1}", med(|x| x.p50)),
+                    format!("{:.1}", med(|x| x.p90)),
+                    format!("{:.1}", med(|x| x.p99)),
+                    format!(
+                        "{:.1}",
+                        min_max(&p.iter().map(|x| x.max).collect::<Vec<_>>()).1
+                    ),
+                    fmt_ratio(&ratio(&p, &tokio, |x| x.p50)),
+                    fmt_ratio(&ratio(&p, &tokio, |x| x.p99)),
+                ],
+                &widths,
+            );
+            if sys != Sys::Tokio {
+                verdicts.push((
+                    n,
+                    sys,
+                    median(&ratio(&p, &tokio, |x| x.p50)),
+                    median(&ratio(&p, &tokio, |x| x.p99)),
+                ));
+            }
+        }
+    }
+    println!();
+    println!("issue 10 (noisy machines: judge medians of several runs):");
+    for (n, sys, r50, r99) in verdicts {
+        println!(
+            "  {n} others: {}/tokio::process p50 {r50:.2}x, p99 {r99:.2}x (<= 1.00x): {}",
+            sys.name(),
+            verdict(r50 <= 1.0 && r99 <= 1.0)
+        );
+    }
 }
 
 fn report(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
@@ -461,17 +585,6 @@ fn report(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
     }
     println!();
     println!("targets (noisy machines: judge medians of several runs):");
-    for sys in [Sys::AsyncReaper, Sys::AsyncPidFd] {
-        for (li, &n) in levels.iter().enumerate() {
-            let r50 = median(&ratio(&pcts(li, sys), &pcts(li, Sys::Tokio), |x| x.p50));
-            let r99 = median(&ratio(&pcts(li, sys), &pcts(li, Sys::Tokio), |x| x.p99));
-            println!(
-                "  issue 10, {n} others: {}/tokio::process p50 {r50:.2}x, p99 {r99:.2}x (<= 1.00x): {}",
-                sys.name(),
-                verdict(r50 <= 1.0 && r99 <= 1.0)
-            );
-        }
-    }
     if let Some((p50r, p99r, p50t, p99t)) = t3 {
         println!(
             "  target 3, 0 others: pidreap/raw p50 {p50r:.2}x, p99 {p99r:.2}x (<= 1.10x): {}; \

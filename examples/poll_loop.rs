@@ -1,6 +1,8 @@
 //! A [`Reaper`] nested in a plain `epoll` loop of the caller's own (as a
 //! game engine's or a C library's loop would hold it): the reaper's fd is
-//! readable whenever it has work; `poll(Some(Duration::ZERO))` does it.
+//! readable whenever it has work; `poll(Some(Duration::ZERO))` does it,
+//! and `next_event` hands out what it found. Once `next_event` says `None`,
+//! the reaper holds no fd for a child it reported.
 //!
 //! Run: `cargo run --example poll_loop`. It checks what it prints and exits
 //! non-zero if anything is off.
@@ -26,6 +28,7 @@ fn main() -> pidreap::Result<()> {
     )
     .expect("adding the reaper's fd to the epoll");
 
+    let fds_before = open_fds();
     let mut expected = HashMap::new();
     for i in 0..CHILDREN {
         if i % 10 == 9 {
@@ -83,10 +86,18 @@ fn main() -> pidreap::Result<()> {
         }
     }
     assert!(expected.is_empty() && reaper.is_empty());
+    assert_eq!(open_fds(), fds_before, "fds after every event was taken");
     let n = std::fs::read_dir("/proc/self/task")
         .expect("reading /proc/self/task")
         .count();
     assert_eq!(n, 1, "one thread");
-    println!("poll_loop: {reaped} children reaped, statuses right, {n} thread");
+    println!("poll_loop: {reaped} children reaped, statuses right, no fd left, {n} thread");
     Ok(())
+}
+
+/// How many fds this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("reading /proc/self/fd")
+        .count()
 }

@@ -75,8 +75,10 @@
 //!    reaper runs the stop ladders, restarts and containment.
 //! 2. **The `Reaper`'s fd nested in your reactor.** The reaper's fd
 //!    ([`AsFd`](std::os::fd::AsFd)) is an epoll instance, readable whenever
-//!    it has work; register it and call `poll(Some(Duration::ZERO))` when it
-//!    is. With tokio, the `tokio` feature's `pidreap::tokio::AsyncReaper`
+//!    it has work; register it, call `poll(Some(Duration::ZERO))` when it
+//!    is, then take events with [`next_event`](Reaper::next_event) until it
+//!    says `None` (which also closes the pidfds of the children it reported:
+//!    [File descriptors](Reaper#file-descriptors)). With tokio, the `tokio` feature's `pidreap::tokio::AsyncReaper`
 //!    does the registration (tokio's `AsyncFd::register` is `unsafe`; the
 //!    wrapper upholds its contract) and gives an async `next_event`. With
 //!    async-io, register a duplicate of the fd with `Async::new`. The
