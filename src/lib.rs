@@ -78,11 +78,15 @@
 //!    it has work; register it, call `poll(Some(Duration::ZERO))` when it
 //!    is, then take events with [`next_event`](Reaper::next_event) until it
 //!    says `None` (which also closes the pidfds of the children it reported:
-//!    [File descriptors](Reaper#file-descriptors)). With tokio, the `tokio` feature's `pidreap::tokio::AsyncReaper`
-//!    does the registration (tokio's `AsyncFd::register` is `unsafe`; the
-//!    wrapper upholds its contract) and gives an async `next_event`. With
-//!    async-io, register a duplicate of the fd with `Async::new`. The
-//!    examples `tokio_reaper`, `async_io_reaper` and `poll_loop` show each.
+//!    [File descriptors](Reaper#file-descriptors)). With tokio, the
+//!    `tokio` feature's `pidreap::tokio::AsyncReaper` does the registration
+//!    (tokio's `AsyncFd::register` is `unsafe`; the wrapper upholds its
+//!    contract) and gives an async `next_event`; `pidreap::tokio::LocalReaper`
+//!    is a handle the tasks of one thread share, each spawning through it
+//!    and awaiting its own children (a future per child). With async-io,
+//!    register a duplicate of the fd with `Async::new`. The examples
+//!    `tokio_reaper`, `tokio_tasks`, `async_io_reaper` and `poll_loop` show
+//!    each.
 //! 3. **The spawn primitive in your reactor, no `Reaper`.** [`spawn()`]
 //!    starts a child on the same path the reaper uses and hands over its
 //!    [`PidFd`]: register it (readable once the child exited), then
