@@ -110,6 +110,24 @@ pub(crate) fn dies_before_prctl(fallback: bool) {
     assert_no_children_left("after the orphan test");
 }
 
+/// Reads what a tree helper's stdout carries: the child's pid, printed by
+/// the helper, and `tree_lines`, printed in that order by the tree itself.
+/// Both write to the same pipe, so under load the tree's lines may come
+/// before the pid. Returns the pid.
+#[track_caller]
+fn tree_pid(out: &mut Lines<std::process::ChildStdout>, tree_lines: &[&str], round: usize) -> u32 {
+    let mut lines: Vec<String> = (0..=tree_lines.len())
+        .map(|_| out.line(LONG, "the helper's and the tree's lines"))
+        .collect();
+    let pid_at = lines
+        .iter()
+        .position(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("round {round}: no pid among {lines:?}"));
+    let pid = lines.remove(pid_at).parse().expect("a pid");
+    assert_eq!(lines, tree_lines, "round {round}: the tree's lines");
+    pid
+}
+
 /// Reads the pids the "workers" helper prints, up to its "ready" line,
 /// tracking each in `guard`.
 fn read_workers(out: &mut Lines<std::process::ChildStdout>, guard: &mut Guard) -> Vec<Proc> {
@@ -209,14 +227,15 @@ pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize, unprivile
         };
         guard.track(helper.id());
         let mut out = Lines::new(helper.stdout.take().unwrap());
-        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
+        // Unprivileged, the child runs as nobody, as PID 1 of its namespace.
+        let tree_lines: &[&str] = if unprivileged {
+            &["65534 1", "ready"]
+        } else {
+            &["ready"]
+        };
+        let child = tree_pid(&mut out, tree_lines, round);
         guard.track(child);
         if unprivileged {
-            assert_eq!(
-                out.line(LONG, "the child's uid and pid"),
-                "65534 1",
-                "round {round}: the child runs as nobody, as PID 1 of its namespace"
-            );
             let own_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
             let child_userns = std::fs::read_link(format!("/proc/{child}/ns/user")).unwrap();
             assert_ne!(
@@ -224,7 +243,6 @@ pub(crate) fn sigkilled_supervisor_takes_its_pidns_tree(rounds: usize, unprivile
                 "round {round}: a new user namespace"
             );
         }
-        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
         let ns = support::pid_ns(child).expect("the tree's namespace");
         let before = support::ns_members(&ns);
         for pid in &before {
@@ -293,9 +311,8 @@ pub(crate) fn sigkilled_supervisor_takes_its_cgroup_tree(rounds: usize) {
         let mut helper = start_helper("cgroup-tree", false);
         guard.track(helper.id());
         let mut out = Lines::new(helper.stdout.take().unwrap());
-        let child: u32 = out.line(LONG, "the tree's pid").parse().expect("a pid");
+        let child = tree_pid(&mut out, &["ready"], round);
         guard.track(child);
-        assert_eq!(out.line(LONG, "the tree's ready line"), "ready");
         let leaf = support::cgroup_of(child).expect("the child's cgroup");
         let home = leaf
             .rsplit_once('/')
