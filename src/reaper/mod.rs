@@ -65,7 +65,7 @@ struct Supervised {
     tree: Option<Tree>,
     /// Its pidfd was readable but the child could not be reaped yet (a
     /// tracer holds its exit): the pidfd is watched edge-triggered from then
-    /// on, see [`watch_pidfd`].
+    /// on, see [`rewatch_pidfd_edge`].
     edge_watch: bool,
 }
 
@@ -233,15 +233,15 @@ const DROP_REAP_BOUND: Duration = Duration::from_secs(1);
 /// pidfds and cancel eventfds live high (from half the soft
 /// `RLIMIT_NOFILE`, at most 1024), out of the way of the program's own.
 ///
-/// A child's pidfd is closed after its exit has been handed out, not in
-/// the [`poll`](Reaper::poll) that reaps it: closing a pidfd registered in
-/// epoll costs a few microseconds (the epoll removal and the pidfd's
-/// release), which would otherwise sit between the exit and its report.
-/// It is closed when [`next_event`](Reaper::next_event) finds the queue
-/// empty, at the next [`poll`](Reaper::poll) or [`spawn`](Reaper::spawn),
-/// before [`wait`](Reaper::wait), [`wait_event`](Reaper::wait_event),
-/// [`try_wait`](Reaper::try_wait) and [`shutdown`](Reaper::shutdown)
-/// return, and when the reaper is dropped. So a program that takes events
+/// A child's pidfd is not closed in the [`poll`](Reaper::poll) that reaps
+/// it: closing a pidfd registered in epoll costs a few microseconds (the
+/// epoll removal and the pidfd's release), which would sit between the
+/// exit and its report. It is closed later, at the first of: when
+/// [`next_event`](Reaper::next_event) finds the queue empty, the next
+/// [`poll`](Reaper::poll) or [`spawn`](Reaper::spawn), the return of
+/// [`wait`](Reaper::wait), [`wait_event`](Reaper::wait_event),
+/// [`try_wait`](Reaper::try_wait) or [`shutdown`](Reaper::shutdown), the
+/// reaper's drop. So a program that takes events
 /// until `next_event` says `None` holds no fd for a child it was told of,
 /// and the number of fds never exceeds what the children held while they
 /// ran.
