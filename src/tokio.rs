@@ -274,10 +274,20 @@ impl Shared {
         }
     }
 
-    /// `me` stops waiting (done, or dropped). If tokio would wake its task
-    /// for the next readiness, another waiter is woken to ask in its place.
+    /// `me` stops waiting (done, or dropped). An exit set aside for it and
+    /// no other future goes to `next_event` instead. If tokio would wake its
+    /// task for the next readiness, another waiter is woken to ask in its
+    /// place.
     fn leave(&mut self, me: Waiter, wake: &mut Vec<Waker>) {
         self.delist(me);
+        if let Waiter::Child(id, _) = me {
+            if !self.waiting.contains_key(&id) {
+                if let Some(exit) = self.exits.remove(&id) {
+                    self.events.push_back(Event::Exited(exit));
+                    wake.extend(self.event_waiters.drain(..).map(|(_, w)| w));
+                }
+            }
+        }
         if self.holder == Some(me) {
             self.holder = None;
             let next = self

@@ -183,3 +183,48 @@ fn exits_nobody_awaits_go_to_next_event() {
         assert!(reaper.with(|r| r.is_empty()));
     });
 }
+
+/// A future dropped after its child's exit was set aside for it: the exit
+/// is not lost, `next_event` hands it out.
+#[test]
+fn the_exit_of_a_dropped_waiter_goes_to_next_event() {
+    run_local(|| async {
+        let reaper = LocalReaper::new(Reaper::new().unwrap()).unwrap();
+        let mut guard = Guard::new();
+        let mut cmd = sh("read _; exit 4");
+        cmd.stdin(Stdio::piped());
+        let mut child = reaper.spawn(&cmd).unwrap();
+        guard.track(child.pid());
+        let stdin = child.stdin.take().unwrap();
+        {
+            let mut wait = pin!(reaper.wait(child.id()));
+            assert!(
+                pending_once(&mut wait).await,
+                "the child waits for its stdin"
+            );
+            drop(stdin);
+            // Reaped and set aside for the waiting future, which is then
+            // dropped before it runs again.
+            let deadline = std::time::Instant::now() + LONG;
+            while !reaper.with(|r| r.is_empty()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the child was not reaped within {LONG:?}"
+                );
+                reaper
+                    .with(|r| r.poll(Some(std::time::Duration::from_millis(100))))
+                    .expect("polling the reaper");
+            }
+        }
+        match within("the exit, through next_event", reaper.next_event())
+            .await
+            .unwrap()
+        {
+            Event::Exited(exit) => {
+                assert_eq!(exit.id, child.id());
+                assert_eq!(exit.status, ExitStatus::Exited(4));
+            }
+            other => panic!("expected the child's exit, got {other:?}"),
+        }
+    });
+}
