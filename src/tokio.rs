@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use crate::command::Command;
 use crate::engine::ChildId;
@@ -87,18 +87,24 @@ impl AsyncReaper {
                 .readable_mut()
                 .await
                 .map_err(os("waiting for the reaper's fd"))?;
-            guard.get_inner_mut().poll(Some(Duration::ZERO))?;
-            // tokio watches the epoll fd edge-triggered: clear the
-            // readiness only once the reaper has nothing left pending. One
-            // poll takes at most its event buffer's worth; a poll that did
-            // not fill it drained the epoll, and anything that became ready
-            // since is a new edge, which tokio's readiness tick keeps from
-            // being cleared here.
-            if !guard.get_inner().may_have_more() {
-                guard.clear_ready();
-            }
+            poll_ready(&mut guard)?;
         }
     }
+}
+
+/// Polls a reaper whose fd tokio reported readable, without waiting.
+///
+/// tokio watches the epoll fd edge-triggered: the readiness is cleared
+/// only once the reaper has nothing left pending. One poll takes at most
+/// its event buffer's worth; a poll that did not fill it drained the
+/// epoll, and anything that became ready since is a new edge, which
+/// tokio's readiness tick keeps from being cleared here.
+fn poll_ready(guard: &mut AsyncFdReadyMutGuard<'_, Reaper>) -> Result<()> {
+    guard.get_inner_mut().poll(Some(Duration::ZERO))?;
+    if !guard.get_inner().may_have_more() {
+        guard.clear_ready();
+    }
+    Ok(())
 }
 
 /// A child's [`PidFd`] registered in tokio's reactor: await its exit.
@@ -310,11 +316,7 @@ impl Shared {
     ) -> Poll<Result<()>> {
         match self.fd.poll_read_ready_mut(cx) {
             Poll::Ready(Ok(mut guard)) => {
-                guard.get_inner_mut().poll(Some(Duration::ZERO))?;
-                // As in `AsyncReaper::next_event`.
-                if !guard.get_inner().may_have_more() {
-                    guard.clear_ready();
-                }
+                poll_ready(&mut guard)?;
                 self.route(wake);
                 Poll::Ready(Ok(()))
             }
