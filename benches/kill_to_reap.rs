@@ -454,18 +454,23 @@ fn main() {
     println!("(total {:.1} s)", started.elapsed().as_secs_f64());
 }
 
+/// The percentiles of each round of system `s` at level `li`.
+fn per_round(samples: &Samples, li: usize, s: Sys) -> Vec<Stats> {
+    samples[li][s.index()].iter().map(|v| pct(v)).collect()
+}
+
+/// Per-round ratios of `f` between two systems' rounds.
+fn ratio(a: &[Stats], b: &[Stats], f: fn(&Stats) -> f64) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect()
+}
+
 /// The systems of issue 10's comparison.
 const TOKIO_SYSTEMS: [Sys; 3] = [Sys::Tokio, Sys::AsyncReaper, Sys::AsyncPidFd];
 
 /// The tokio section: each system against `tokio::process`, and issue 10's
 /// verdicts.
 fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
-    let pcts = |li: usize, s: Sys| -> Vec<Stats> {
-        samples[li][s.index()].iter().map(|v| pct(v)).collect()
-    };
-    let ratio = |a: &[Stats], b: &[Stats], f: fn(&Stats) -> f64| -> Vec<f64> {
-        a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect()
-    };
+    let pcts = |li: usize, s: Sys| per_round(samples, li, s);
     let widths = [32, 8, 8, 8, 9, 20, 20];
     let mut verdicts = Vec::new();
     for (li, &n) in levels.iter().enumerate() {
@@ -529,12 +534,7 @@ fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize
 }
 
 fn report(levels: &[usize], samples: &Samples, rounds: usize, iters: usize) {
-    let pcts = |li: usize, s: Sys| -> Vec<Stats> {
-        samples[li][s.index()].iter().map(|v| pct(v)).collect()
-    };
-    let ratio = |a: &[Stats], b: &[Stats], f: fn(&Stats) -> f64| -> Vec<f64> {
-        a.iter().zip(b).map(|(x, y)| f(x) / f(y)).collect()
-    };
+    let pcts = |li: usize, s: Sys| per_round(samples, li, s);
     let widths = [32, 8, 8, 8, 9, 20, 20, 20];
     let mut t2 = None;
     let mut t3 = None;
