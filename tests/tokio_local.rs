@@ -18,6 +18,21 @@ fn sh(script: &str) -> Command {
     cmd
 }
 
+/// Spawns a child that exits with `code` once its stdin closes, tracked
+/// by `guard`; returns it and its stdin.
+fn spawn_held(
+    reaper: &LocalReaper,
+    guard: &mut Guard,
+    code: i32,
+) -> (pidreap::Child, std::io::PipeWriter) {
+    let mut cmd = sh(&format!("read _; exit {code}"));
+    cmd.stdin(Stdio::piped());
+    let mut child = reaper.spawn(&cmd).unwrap();
+    guard.track(child.pid());
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
 /// Runs `body` on a current-thread runtime inside a `LocalSet`.
 fn run_local<F: Future<Output = ()>>(body: impl FnOnce() -> F) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -75,17 +90,8 @@ fn a_finished_waiter_hands_the_readiness_over() {
     run_local(|| async {
         let reaper = LocalReaper::new(Reaper::new().unwrap()).unwrap();
         let mut guard = Guard::new();
-        let spawn_held = |code: i32| {
-            let mut cmd = sh(&format!("read _; exit {code}"));
-            cmd.stdin(Stdio::piped());
-            let mut child = reaper.spawn(&cmd).unwrap();
-            let stdin = child.stdin.take().unwrap();
-            (child, stdin)
-        };
-        let (a, a_stdin) = spawn_held(7);
-        let (b, b_stdin) = spawn_held(3);
-        guard.track(a.pid());
-        guard.track(b.pid());
+        let (a, a_stdin) = spawn_held(&reaper, &mut guard, 7);
+        let (b, b_stdin) = spawn_held(&reaper, &mut guard, 3);
 
         let ra = reaper.clone();
         let task_a = tokio::task::spawn_local(async move { ra.wait(a.id()).await });
@@ -112,11 +118,7 @@ fn a_dropped_waiter_hands_the_readiness_over() {
     run_local(|| async {
         let reaper = LocalReaper::new(Reaper::new().unwrap()).unwrap();
         let mut guard = Guard::new();
-        let mut cmd = sh("read _; exit 9");
-        cmd.stdin(Stdio::piped());
-        let mut a = reaper.spawn(&cmd).unwrap();
-        let a_stdin = a.stdin.take().unwrap();
-        guard.track(a.pid());
+        let (a, a_stdin) = spawn_held(&reaper, &mut guard, 9);
         let b = reaper
             .spawn(Command::new("sleep").arg("60").stdin(Stdio::null()))
             .unwrap();
@@ -191,11 +193,7 @@ fn the_exit_of_a_dropped_waiter_goes_to_next_event() {
     run_local(|| async {
         let reaper = LocalReaper::new(Reaper::new().unwrap()).unwrap();
         let mut guard = Guard::new();
-        let mut cmd = sh("read _; exit 4");
-        cmd.stdin(Stdio::piped());
-        let mut child = reaper.spawn(&cmd).unwrap();
-        guard.track(child.pid());
-        let stdin = child.stdin.take().unwrap();
+        let (child, stdin) = spawn_held(&reaper, &mut guard, 4);
         {
             let mut wait = pin!(reaper.wait(child.id()));
             assert!(
