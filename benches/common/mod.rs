@@ -81,13 +81,14 @@ pub fn banner(what: &str) {
     println!();
     println!("=== {what} ===");
     println!(
-        "kernel {}, {cpus} CPUs, load {}, THP {}, spawn mode: {}{}",
+        "kernel {}, {cpus} CPUs, load {}, THP {}, {}, spawn mode: {}{}",
         kernel.trim(),
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" "),
         thp.trim(),
+        damon(),
         pidreap::Reaper::spawn_mode(),
         if quick() {
             ", QUICK mode (PIDREAP_BENCH_QUICK)"
@@ -95,6 +96,29 @@ pub fn banner(what: &str) {
             ""
         }
     );
+}
+
+/// Whether a DAMON monitor runs (`kdamond`, through the sysfs interface):
+/// one that monitors physical memory walks the reverse mappings of the
+/// pages it samples, and an exiting process that shares those pages with
+/// thousands of others (libc, `sleep` itself) can wait milliseconds for it
+/// in `exit_mmap`. That is a stall of the child's exit, before any
+/// supervisor can see it, and it decides p99s with 1,000 other children.
+/// `echo off > /sys/kernel/mm/damon/admin/kdamonds/N/state` stops one.
+/// [DAMON](https://docs.kernel.org/admin-guide/mm/damon/usage.html)
+fn damon() -> String {
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/damon/admin/kdamonds") else {
+        return "DAMON: none".to_string();
+    };
+    let on = dir
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("state")).is_ok_and(|s| s.trim() == "on"))
+        .count();
+    if on == 0 {
+        "DAMON: off".to_string()
+    } else {
+        format!("DAMON: {on} kdamond on (stalls exits at scale)")
+    }
 }
 
 // ---------------------------------------------------------------------------
