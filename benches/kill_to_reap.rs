@@ -490,8 +490,8 @@ const RESAMPLES: usize = 2000;
 /// The ratio of the `p`th percentiles of two pools, and its 95% bootstrap
 /// interval: each pool resampled with replacement, the ratio recomputed
 /// [`RESAMPLES`] times, the 2.5th and 97.5th percentiles of those ratios.
-/// One p99 of 300 samples is their third-largest value, so one stall of
-/// the machine moves it; the pool of every round, and the interval, say how
+/// One p99 of 300 samples is their fourth-largest value, so a few stalls of
+/// the machine move it; the pool of every round, and the interval, say how
 /// far the figure can be trusted. A fixed seed: a run's report is
 /// reproducible from its samples.
 fn pooled_ratio(a: &[f64], b: &[f64], p: f64) -> (f64, f64, f64) {
@@ -606,6 +606,7 @@ fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize
                 &widths,
             );
             if sys != Sys::Tokio {
+                // TOKIO_SYSTEMS[0] is tokio itself.
                 verdicts.push((n, sys, p50, p99, shares[k], shares[0]));
             }
         }
