@@ -25,7 +25,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+use rustix::io::Errno;
+use rustix::process::{kill_process, pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use support::TempDir;
 
@@ -97,16 +98,32 @@ fn session(pid: u32) -> Option<i32> {
     rest.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// SIGKILLs `pid` through a pidfd, if it still runs `sleep <marker>` once
-/// the pidfd is open (so a reused pid is never hit).
+/// SIGKILLs `pid` if it runs `sleep <marker>`: through a pidfd opened
+/// before the check, so that a reused pid is never hit. Where pidfds are
+/// refused (the seccomp sandboxes of CI), by pid, and only while its start
+/// time is the one read before the check, as `support::Guard` does: without
+/// this, what a test leaves alive on purpose (the `setsid` daemon a process
+/// group cannot hold) outlived every sandboxed run.
 fn kill_marked(pid: u32, marker: &str) {
     let Some(pid_t) = Pid::from_raw(pid as i32) else {
         return;
     };
-    if let Ok(fd) = pidfd_open(pid_t, PidfdFlags::empty()) {
-        if is_marked(pid, marker) {
-            let _ = pidfd_send_signal(fd.as_fd(), Signal::KILL);
+    match pidfd_open(pid_t, PidfdFlags::empty()) {
+        Ok(fd) => {
+            if !is_marked(pid, marker) {
+                return;
+            }
+            match pidfd_send_signal(fd.as_fd(), Signal::KILL) {
+                Err(Errno::PERM | Errno::NOSYS) => {}
+                _ => return,
+            }
         }
+        Err(Errno::SRCH) => return,
+        Err(_) => {}
+    }
+    let started = support::starttime(pid);
+    if started.is_some() && is_marked(pid, marker) && support::starttime(pid) == started {
+        let _ = kill_process(pid_t, Signal::KILL);
     }
 }
 
