@@ -158,7 +158,6 @@ fn helper_storm(containment: pidreap::Containment) {
 
 pub(crate) const DELAY: Duration = Duration::from_secs(2);
 
-/// Starts this binary as a helper with `role`, stdout piped.
 /// Traces the process named by `PIDREAP_TEST_TRACEE` (`PTRACE_SEIZE`) and
 /// prints "attached"; holds the tracee's exit until a line arrives on
 /// stdin, then takes it (which hands the tracee back to its parent) and
@@ -195,19 +194,28 @@ fn helper_tracer() {
     out.flush().unwrap();
 }
 
-/// Starts the `tracer` helper on `pid`, stdin and stdout piped.
-pub(crate) fn start_tracer(pid: u32) -> std::process::Child {
+/// This binary as a helper with `role`: no death signal, the fast path,
+/// stdin null, stdout piped.
+fn helper_command(role: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.env(ROLE, "tracer")
-        .env(TRACEE, pid.to_string())
+    cmd.env(ROLE, role)
         .env(PARENT, std::process::id().to_string())
         .env_remove(DEATHSIG)
         .env_remove(FALLBACK)
-        .stdin(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped());
+    cmd
+}
+
+/// Starts the `tracer` helper on `pid`, stdin and stdout piped.
+pub(crate) fn start_tracer(pid: u32) -> std::process::Child {
+    let mut cmd = helper_command("tracer");
+    cmd.env(TRACEE, pid.to_string())
+        .stdin(std::process::Stdio::piped());
     cmd.spawn().expect("starting the tracer helper")
 }
 
+/// Starts this binary as a helper with `role`, stdout piped.
 pub(crate) fn start_helper(role: &str, fallback: bool) -> std::process::Child {
     start_helper_with(role, fallback, None)
 }
@@ -216,15 +224,8 @@ pub(crate) fn start_helper(role: &str, fallback: bool) -> std::process::Child {
 /// (65534), stdout piped.
 pub(crate) fn start_helper_as_nobody(role: &str) -> std::process::Child {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.env(ROLE, role)
-        .env(PARENT, std::process::id().to_string())
-        .env_remove(DEATHSIG)
-        .env_remove(FALLBACK)
-        .uid(65534)
-        .gid(65534)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
+    let mut cmd = helper_command(role);
+    cmd.uid(65534).gid(65534);
     cmd.spawn().expect("starting a helper as nobody")
 }
 
@@ -233,19 +234,12 @@ pub(crate) fn start_helper_with(
     fallback: bool,
     death_signal: Option<&str>,
 ) -> std::process::Child {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    match death_signal {
-        Some(s) => cmd.env(DEATHSIG, s),
-        None => cmd.env_remove(DEATHSIG),
-    };
-    cmd.env(ROLE, role)
-        .env(PARENT, std::process::id().to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
+    let mut cmd = helper_command(role);
+    if let Some(s) = death_signal {
+        cmd.env(DEATHSIG, s);
+    }
     if fallback {
         cmd.env(FALLBACK, "1");
-    } else {
-        cmd.env_remove(FALLBACK);
     }
     cmd.spawn().expect("starting a helper")
 }
