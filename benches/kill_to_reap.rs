@@ -314,6 +314,9 @@ impl World {
     }
 }
 
+/// Iterations of each world run before the samples are kept.
+const WARMUP: usize = 3;
+
 /// samples[level][system][round]
 type Samples = Vec<Vec<Vec<Vec<f64>>>>;
 
@@ -351,7 +354,6 @@ fn main() {
     // 300 samples a round: a p99 of 100 is their second-largest value, too
     // close to the machine's rare stalls to compare systems by.
     let iters = env_usize("PIDREAP_BENCH_ITERS", if quick { 60 } else { 300 });
-    const WARMUP: usize = 3;
 
     banner("kill-to-reap latency");
     let settle_mode = match std::env::var("PIDREAP_BENCH_SETTLE").ok().as_deref() {
@@ -377,38 +379,31 @@ fn main() {
     for round in (0..rounds).filter(|_| main_tables) {
         // Level 0: every system in one world, interleaved per iteration.
         let mut w = World::all_empty();
-        for i in 0..WARMUP + iters {
-            progress(&format!(
+        run_world(&mut w, &ALL, round, iters, round, &mut samples[0], |i| {
+            format!(
                 "round {}/{rounds}: 0 other children, iteration {i}",
                 round + 1
-            ));
-            for k in 0..ALL.len() {
-                let sys = ALL[(i + round + k) % ALL.len()];
-                let v = w.sample(sys);
-                if i >= WARMUP {
-                    samples[0][sys.index()][round].push(v);
-                }
-            }
-        }
+            )
+        });
         w.teardown();
         for (li, &n) in all_levels.iter().enumerate().skip(1) {
             for k in 0..KINDS.len() {
                 let kind = KINDS[(round + k) % KINDS.len()];
                 let mut w = World::with(kind, n);
-                let systems = kind.systems();
-                for i in 0..WARMUP + iters {
-                    progress(&format!(
-                        "round {}/{rounds}: {n} other children ({kind:?}), iteration {i}",
-                        round + 1
-                    ));
-                    for s in 0..systems.len() {
-                        let sys = systems[(i + s) % systems.len()];
-                        let v = w.sample(sys);
-                        if i >= WARMUP {
-                            samples[li][sys.index()][round].push(v);
-                        }
-                    }
-                }
+                run_world(
+                    &mut w,
+                    kind.systems(),
+                    0,
+                    iters,
+                    round,
+                    &mut samples[li],
+                    |i| {
+                        format!(
+                            "round {}/{rounds}: {n} other children ({kind:?}), iteration {i}",
+                            round + 1
+                        )
+                    },
+                );
                 w.teardown();
             }
         }
@@ -435,19 +430,20 @@ fn main() {
                 first: Duration::from_micros(200),
                 until_asleep: true,
             });
-            for i in 0..WARMUP + iters {
-                progress(&format!(
-                    "round {}/{rounds}: tokio systems in one world, {n} others each, iteration {i}",
-                    round + 1
-                ));
-                for k in 0..TOKIO_SYSTEMS.len() {
-                    let sys = TOKIO_SYSTEMS[(i + round + k) % TOKIO_SYSTEMS.len()];
-                    let v = w.sample(sys);
-                    if i >= WARMUP {
-                        tokio_samples[li][sys.index()][round].push(v);
-                    }
-                }
-            }
+            run_world(
+                &mut w,
+                &TOKIO_SYSTEMS,
+                round,
+                iters,
+                round,
+                &mut tokio_samples[li],
+                |i| {
+                    format!(
+                        "round {}/{rounds}: tokio systems in one world, {n} others each, iteration {i}",
+                        round + 1
+                    )
+                },
+            );
             w.teardown();
         }
     }
@@ -457,6 +453,31 @@ fn main() {
     }
     report_tokio(&tokio_levels, &tokio_samples, rounds, iters);
     println!("(total {:.1} s)", started.elapsed().as_secs_f64());
+}
+
+/// Samples `systems` in `w` for [`WARMUP`] + `iters` iterations, each
+/// iteration taking one sample of every system, in an order rotated by the
+/// iteration and `shift`; keeps those after the warm-up in
+/// `out[system][round]`. `label(i)` is the progress line of iteration `i`.
+fn run_world(
+    w: &mut World,
+    systems: &[Sys],
+    shift: usize,
+    iters: usize,
+    round: usize,
+    out: &mut [Vec<Vec<f64>>],
+    label: impl Fn(usize) -> String,
+) {
+    for i in 0..WARMUP + iters {
+        progress(&label(i));
+        for k in 0..systems.len() {
+            let sys = systems[(i + shift + k) % systems.len()];
+            let v = w.sample(sys);
+            if i >= WARMUP {
+                out[sys.index()][round].push(v);
+            }
+        }
+    }
 }
 
 /// The percentiles of each round of system `s` at level `li`.
@@ -526,12 +547,11 @@ fn fmt_pooled((point, lo, hi): (f64, f64, f64)) -> String {
     format!("{point:.2}x [{lo:.2}-{hi:.2}]")
 }
 
-/// Each system's share of the slowest 1% of all `systems`' samples at level
-/// `li` taken together (each holds `1/systems.len()` of them if none is
-/// slower in the tail). Unlike a ratio of two p99s, each set by a handful
-/// of samples, this counts every sample in the tail.
-fn tail_shares(samples: &Samples, li: usize, systems: &[Sys]) -> Vec<f64> {
-    let pools: Vec<Vec<f64>> = systems.iter().map(|&s| pooled(samples, li, s)).collect();
+/// Each pool's share of the slowest 1% of all `pools`' samples taken
+/// together (each holds `1/pools.len()` of them if none is slower in the
+/// tail). Unlike a ratio of two p99s, each set by a handful of samples,
+/// this counts every sample in the tail.
+fn tail_shares(pools: &[Vec<f64>]) -> Vec<f64> {
     let threshold = rank_in_place(&mut pools.concat(), 99.0);
     let above: Vec<usize> = pools
         .iter()
@@ -579,14 +599,18 @@ fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize
             &widths,
         );
         let tokio = pcts(li, Sys::Tokio);
-        let tokio_pool = pooled(samples, li, Sys::Tokio);
-        let shares = tail_shares(samples, li, &TOKIO_SYSTEMS);
+        // TOKIO_SYSTEMS[0] is tokio itself.
+        let pools: Vec<Vec<f64>> = TOKIO_SYSTEMS
+            .iter()
+            .map(|&s| pooled(samples, li, s))
+            .collect();
+        let shares = tail_shares(&pools);
         for (k, sys) in TOKIO_SYSTEMS.into_iter().enumerate() {
             let p = pcts(li, sys);
-            let pool = pooled(samples, li, sys);
+            let (pool, tokio_pool) = (&pools[k], &pools[0]);
             let med = |f: fn(&Stats) -> f64| median(&p.iter().map(f).collect::<Vec<_>>());
-            let p50 = pooled_ratio(&pool, &tokio_pool, 50.0);
-            let p99 = pooled_ratio(&pool, &tokio_pool, 99.0);
+            let p50 = pooled_ratio(pool, tokio_pool, 50.0);
+            let p99 = pooled_ratio(pool, tokio_pool, 99.0);
             row(
                 &[
                     sys.name().to_string(),
@@ -606,7 +630,6 @@ fn report_tokio(levels: &[usize], samples: &Samples, rounds: usize, iters: usize
                 &widths,
             );
             if sys != Sys::Tokio {
-                // TOKIO_SYSTEMS[0] is tokio itself.
                 verdicts.push((n, sys, p50, p99, shares[k], shares[0]));
             }
         }
