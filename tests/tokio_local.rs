@@ -51,6 +51,14 @@ async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: not within {LONG:?}"))
 }
 
+/// The next event of `reaper`, which must be an exit; fails naming `what`.
+async fn next_exit(reaper: &LocalReaper, what: &str) -> pidreap::Exit {
+    match within(what, reaper.next_event()).await.unwrap() {
+        Event::Exited(exit) => exit,
+        other => panic!("{what}: expected an exit, got {other:?}"),
+    }
+}
+
 /// Polls `fut` once; true if it is still pending.
 async fn pending_once<F: Future + Unpin>(fut: &mut F) -> bool {
     std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx).is_pending()))
@@ -82,7 +90,7 @@ fn tasks_each_spawn_and_await_their_own_child() {
     });
 }
 
-/// Three futures wait; tokio wakes only the task that asked for the fd's
+/// Two futures wait; tokio wakes only the task that asked for the fd's
 /// readiness last. When that one finishes, another must ask in its place,
 /// or the remaining children's exits would never wake anyone.
 #[test]
@@ -153,16 +161,9 @@ fn exits_nobody_awaits_go_to_next_event() {
     run_local(|| async {
         let reaper = LocalReaper::new(Reaper::new().unwrap()).unwrap();
         let c = reaper.spawn(&sh("exit 5")).unwrap();
-        match within("the unawaited exit", reaper.next_event())
-            .await
-            .unwrap()
-        {
-            Event::Exited(exit) => {
-                assert_eq!(exit.id, c.id());
-                assert_eq!(exit.status, ExitStatus::Exited(5));
-            }
-            other => panic!("expected C's exit, got {other:?}"),
-        }
+        let exit = next_exit(&reaper, "the unawaited exit").await;
+        assert_eq!(exit.id, c.id());
+        assert_eq!(exit.status, ExitStatus::Exited(5));
 
         let d = reaper.spawn(&sh("exit 6")).unwrap();
         let e = reaper.spawn(&sh("exit 8")).unwrap();
@@ -203,26 +204,15 @@ fn the_exit_of_a_dropped_waiter_goes_to_next_event() {
             drop(stdin);
             // Reaped and set aside for the waiting future, which is then
             // dropped before it runs again.
-            let deadline = std::time::Instant::now() + LONG;
-            while !reaper.with(|r| r.is_empty()) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the child was not reaped within {LONG:?}"
-                );
+            support::wait_until(LONG, "the child is reaped", || {
                 reaper
                     .with(|r| r.poll(Some(std::time::Duration::from_millis(100))))
                     .expect("polling the reaper");
-            }
+                reaper.with(|r| r.is_empty())
+            });
         }
-        match within("the exit, through next_event", reaper.next_event())
-            .await
-            .unwrap()
-        {
-            Event::Exited(exit) => {
-                assert_eq!(exit.id, child.id());
-                assert_eq!(exit.status, ExitStatus::Exited(4));
-            }
-            other => panic!("expected the child's exit, got {other:?}"),
-        }
+        let exit = next_exit(&reaper, "the exit, through next_event").await;
+        assert_eq!(exit.id, child.id());
+        assert_eq!(exit.status, ExitStatus::Exited(4));
     });
 }
