@@ -14,7 +14,7 @@
 //! - `PIDREAP_BENCH_CHILDREN=1000,5000`: other-live-children levels.
 //! - `PIDREAP_BENCH_ROUNDS=N`: rounds per figure.
 //! - `PIDREAP_BENCH_SETTLE=asleep|N`: how a child settles before SIGKILL
-//!   (default a fixed 200 µs, see [`settle`]).
+//!   (default a fixed 200 µs, see [`settle_mode`]).
 
 // Each bench uses only some of this.
 #![allow(dead_code)]
@@ -286,12 +286,6 @@ pub fn settle_mode() -> Settle {
             until_asleep: false,
         },
     }
-}
-
-/// Lets the fresh child `pid` settle as [`settle_mode`] says; `comm` is
-/// its program's name once exec'd.
-pub fn settle(pid: u32, comm: &str) {
-    pidreap_bench::settle(pid, comm, settle_mode());
 }
 
 /// A progress line on stderr, overwritten in place.
