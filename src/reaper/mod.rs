@@ -151,10 +151,10 @@ fn watch(
 /// ([epoll_ctl(2)](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html),
 /// `EPOLLONESHOT`).
 ///
-/// A pidfd turns readable when its child exits
-/// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)),
-/// and the kernel wakes its pollers again when the child is reaped (Linux
-/// 6.18 reports `EPOLLIN | EPOLLHUP` then). Watched one-shot, the first
+/// A pidfd turns readable (`EPOLLIN`) when its child exits, and its pollers
+/// are woken again with a hang-up (`EPOLLHUP`) when the child is reaped
+/// ([pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html);
+/// Linux 6.18 reports `EPOLLIN | EPOLLHUP` then). Watched one-shot, the first
 /// wake-up is the only one the poll sees: the reaped child's pidfd can stay
 /// open until its exit has been handed out (see [`Reaper::close_reaped`])
 /// without making the reaper's fd readable again, here or in a loop it is
