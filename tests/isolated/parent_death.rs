@@ -65,13 +65,7 @@ pub(crate) fn dies_before_prctl(fallback: bool) {
     guard.track(helper.id());
     let mut out = Lines::new(helper.stdout.take().unwrap());
     assert_eq!(out.line(LONG, "\"spawning\""), "spawning");
-    let mut kids = Vec::new();
-    support::wait_until(LONG, "the helper's child appears", || {
-        kids = support::children_of(helper.id());
-        !kids.is_empty()
-    });
-    assert_eq!(kids.len(), 1, "{kids:?}");
-    let child = Proc::of(kids[0]);
+    let child = Proc::of(delayed_child(helper.id()));
     guard.track(child.pid);
     assert_ne!(
         child.stat().unwrap().comm,
@@ -108,6 +102,29 @@ pub(crate) fn dies_before_prctl(fallback: bool) {
         "the child should exit 126 (parent died before prctl): {status:?}"
     );
     assert_no_children_left("after the orphan test");
+}
+
+/// The helper's child that sleeps in its setup delay. The first child seen
+/// is not always that one: where the kernel refuses a spawn path, the
+/// spawner's first clone fails in the child, which exits (127) and is
+/// reaped, and the spawner clones again on the next path (under the
+/// `docker` sandbox, `CLONE_FILES` without `close_range`). So this waits
+/// for a child asleep, then checks 100 ms later (well inside the 2 s delay)
+/// that it is still the helper's only child and still asleep.
+fn delayed_child(helper: u32) -> u32 {
+    let asleep = |pid: u32| support::state(pid) == Some('S');
+    let mut found = 0;
+    support::wait_until(LONG, "the helper's child sleeps in its setup delay", || {
+        let kids = support::children_of(helper);
+        let [kid] = kids[..] else { return false };
+        if !asleep(kid) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        found = kid;
+        support::children_of(helper) == [kid] && asleep(kid)
+    });
+    found
 }
 
 /// Reads what a tree helper's stdout carries: the child's pid, printed by
